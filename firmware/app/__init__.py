@@ -1,0 +1,1 @@
+# Device layer: the only code that touches machine, network, sockets or umqtt.

@@ -1,0 +1,1 @@
+# HAN decoder core: bytes in, a filled preallocated Reading out. No I/O, no clock, no globals.
