@@ -126,6 +126,14 @@ def lookup(a, b, c, d, e):
     return -1
 
 
+def text_rank(a, c, d, e):
+    # Which text wins a slot when a frame sends several: serial numbers (0-0:96.1.0,
+    # Kamstrup 1-1:0.0.5) over the logical device name (0-0:42.0.0) and device id 2 (96.1.1).
+    if a == 0 and ((c == 42 and d == 0) or (c == 96 and d == 1 and e == 1)):
+        return 1
+    return 2
+
+
 def obis_text(a, b, c, d, e):
     # "A-B:C.D.E", the form tools/decode.py and MQTT use (edge only: allocates).
     return "%d-%d:%d.%d.%d" % (a, b, c, d, e)

@@ -40,6 +40,8 @@ class Reading:
         self.obis = bytearray(6 * n)  # the OBIS code as the frame (or list definition) gave it
         self.text = bytearray(_TEXT_MAX * obis.NUM_TEXTS)
         self.text_len = bytearray(obis.NUM_TEXTS)
+        self.text_rank = bytearray(obis.NUM_TEXTS)
+        self.text_obis = bytearray(6 * (obis.NUM_TEXTS + 1))  # texts, then the clock; F=0: none
         self.pool = bytearray(text_pool)  # passthrough strings: (offset, length) per entry
         self.pool_off = array("H", [0] * n)
         self.pool_len = array("H", [0] * n)
@@ -56,6 +58,9 @@ class Reading:
             self.seen[i] = 0
         for i in range(obis.NUM_TEXTS):
             self.text_len[i] = 0
+            self.text_rank[i] = 0
+        for i in range(obis.NUM_TEXTS + 1):
+            self.text_obis[6 * i + 5] = 0
         self.npass = 0
         self.dropped = 0
         self.pool_used = 0
@@ -185,6 +190,42 @@ class Reading:
             tx[o + j] = buf[pos + j]
         self.text_len[t] = n
 
+    def put_text(self, t, a, b, c, d, e, buf, pos, n, rank):
+        # A text that came with an OBIS code: kept in slot t unless a text of higher rank is
+        # there already (a serial number beats a logical device name), else in passthrough.
+        k = t - obis.TEXT_BASE
+        if self.text_len[k]:
+            if rank <= self.text_rank[k]:  # the first of equal rank stays
+                i = self.entry(-1, a, b, c, d, e, obis.U_NONE)
+                if i >= 0:
+                    self.set_pass_text(i, buf, pos, n)
+                return
+            self._demote_text(k)
+        self.set_text(t, buf, pos, n)
+        self.text_rank[k] = rank
+        self.tag_obis(k, a, b, c, d, e)
+
+    def _demote_text(self, k):
+        # Text k is replaced by one of higher rank: keep the old value in passthrough.
+        o = 6 * k
+        ob = self.text_obis
+        if ob[o + 5] != 255:
+            return
+        i = self.entry(-1, ob[o], ob[o + 1], ob[o + 2], ob[o + 3], ob[o + 4], obis.U_NONE)
+        if i >= 0:
+            self.set_pass_text(i, self.text, k * _TEXT_MAX, self.text_len[k])
+
+    def tag_obis(self, k, a, b, c, d, e):
+        # The OBIS code of text k (0..NUM_TEXTS-1) or of the clock (NUM_TEXTS).
+        o = 6 * k
+        ob = self.text_obis
+        ob[o] = a
+        ob[o + 1] = b
+        ob[o + 2] = c
+        ob[o + 3] = d
+        ob[o + 4] = e
+        ob[o + 5] = 255
+
     def set_pass_text(self, i, buf, pos, n):
         # A string value for passthrough entry i, kept in the bounded pool.
         room = len(self.pool) - self.pool_used
@@ -232,10 +273,18 @@ class Reading:
         if not n:
             return None
         o = t * _TEXT_MAX
-        return _latin1(self.text, o, n)
+        return _text(self.text, o, n)
 
     def pass_text(self, i):
-        return _latin1(self.pool, self.pool_off[i], self.pool_len[i])
+        return _text(self.pool, self.pool_off[i], self.pool_len[i])
+
+    def text_obis_of(self, k):
+        # "A-B:C.D.E" of text k (or the clock, k = NUM_TEXTS), None when it came without one.
+        o = 6 * k
+        b = self.text_obis
+        if b[o + 5] != 255:
+            return None
+        return obis.obis_text(b[o], b[o + 1], b[o + 2], b[o + 3], b[o + 4])
 
     def obis_of(self, i):
         o = 6 * i
@@ -272,3 +321,12 @@ def decimal_text(m, exp):
 
 def _latin1(buf, o, n):
     return "".join(chr(buf[o + j]) for j in range(n))
+
+
+def _text(buf, o, n):
+    # Printable text as is; binary octet-strings (not text at all) as hex.
+    for j in range(n):
+        c = buf[o + j]
+        if c < 0x20 or c == 0x7F:
+            return "".join("%02x" % buf[o + j] for j in range(n))
+    return _latin1(buf, o, n)

@@ -1,0 +1,4 @@
+# esp32s3_devkitc: the application (../manifest.py) plus this board's profile, frozen as board_json.
+# `make firmware BOARD=esp32s3_devkitc` writes build/esp32s3_devkitc-frozen/board_json.py from boards/esp32s3_devkitc.json.
+include("../manifest.py")
+module("board_json.py", base_path="../../build/esp32s3_devkitc-frozen")
