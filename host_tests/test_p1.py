@@ -576,6 +576,8 @@ def test_no_object_line_is_malformed():
     rd = Reading()
     assert decode_p1(b"/", 0, 1, 1, rd) == status.MALFORMED
     assert decode_p1(b"/!", 0, 1, 2, rd) == status.MALFORMED
+    assert decode_p1(b"/!", 0, 0, 0, rd) == status.MALFORMED  # bang before any text
+    assert rd.get_text(obis.METER_TYPE) is None
 
 
 def test_header_and_meter_type():
@@ -639,6 +641,19 @@ def test_large_and_negative_numbers():
     assert rd.pass_text(i) == "99999999999999999999*Wh"
 
 
+def test_value_is_the_last_numeric_group():
+    lines = ["0-1:24.2.1(161116200000)(00066.405*m3)", "1-0:1.6.0(200509134558S)(02.589*kW)",
+             "0-0:96.8.0(5*s)(abc)", "1-0:1.8.0(1*kWh)(2*kWh)(x)"]
+    st, rd = _decode(_tele(lines))
+    i = _pass_entries(rd, "0-1:24.2.1")[0]
+    assert rd.decimal(i) == "66.405" and rd.unit[i] == 0x0D
+    i = _pass_entries(rd, "1-0:1.6.0")[0]
+    assert rd.decimal(i) == "2589" and rd.unit[i] == obis.U_W
+    i = _pass_entries(rd, "0-0:96.8.0")[0]
+    assert rd.decimal(i) == "5" and rd.unit[i] == 0x07
+    assert rd.decimal(obis.ACTIVE_ENERGY_IMPORT) == "2000"
+
+
 def test_gas_continuation_only_when_announced():
     lines = ["0-1:24.3.0(090212160000)(00)(60)(1)(0-1:24.2.1)(m3)", "(00001.001)",
              "(00002.002)", "1-0:1.7.0(1*kW)", "(00003.003)"]
@@ -648,6 +663,13 @@ def test_gas_continuation_only_when_announced():
     assert rd.npass == 2  # the profile text and the gas value
     st, rd = _decode(_tele(["1-0:1.7.0(1*kW)", "(00001.001)"]))
     assert rd.npass == 0 and st == status.OK
+    # the announced unit applies to a table slot too (Wh here, not the P1 default kWh)
+    st, rd = _decode(_tele(["0-0:99.1.0(1)(1-0:1.8.0)(Wh)", "(123)"]))
+    assert rd.decimal(obis.ACTIVE_ENERGY_IMPORT) == "123"
+    st, rd = _decode(_tele(["0-0:99.1.0(1)(1-0:1.8.0)(kWh)", "(1.5*MWh)"]))
+    assert rd.decimal(obis.ACTIVE_ENERGY_IMPORT) == "1500000"
+    st, rd = _decode(_tele(["0-0:99.1.0(1)(1-0:1.8.0)(m3)", "(7)"]))  # not energy
+    assert not rd.has(obis.ACTIVE_ENERGY_IMPORT) and rd.decimal(_pass_entries(rd, "1-0:1.8.0")[0]) == "7"
 
 
 def test_passthrough_full():

@@ -125,7 +125,7 @@ def build(board_name, out=None, mpy_cross=None, src=FIRMWARE, quiet=False):
             if real != arch:
                 raise BuildError("boards/host.json says %s but this micropython loads %s"
                                  % (arch, real))
-    tmp = out + ".tmp"
+    tmp = "%s.tmp%d" % (out, os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
     rows = []
     for rel, full in app_sources(src):

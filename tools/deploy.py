@@ -77,14 +77,37 @@ class Device:
 
 SURVEY = r"""
 import os, json
+try:
+    import hashlib, binascii
+except ImportError:
+    hashlib = None
+def _sha(p):
+    if hashlib is None:
+        return None
+    h = hashlib.sha256()
+    b = bytearray(512)
+    with open(p, "rb") as f:
+        while True:
+            n = f.readinto(b)
+            if not n:
+                break
+            h.update(b if n == len(b) else b[:n])
+    return binascii.hexlify(h.digest()).decode()
 def _ls(d):
     try:
         return [e[0] for e in os.ilistdir(d) if e[1] == 0x8000]
     except OSError:
         return None
-r = {"pkgs": {}, "config": None}
+r = {"pkgs": {}, "config": None, "sha": {}}
 for d in %r:
     r["pkgs"][d] = _ls(d)
+    for n in r["pkgs"][d] or ():
+        r["sha"][d + "/" + n] = _sha(d + "/" + n)
+for n in %r:
+    try:
+        r["sha"][n] = _sha(n)
+    except OSError:
+        pass
 try:
     with open(%r) as f:
         r["config"] = f.read()
@@ -260,7 +283,8 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
     files = local_files(out)
     dev = Device(port, resume=host, mpremote=mpremote, verbose=verbose)
 
-    survey = dev.exec(SURVEY % (PACKAGES, CONFIG_FILE, MARK))
+    roots = [r for r in files if "/" not in r]
+    survey = dev.exec(SURVEY % (PACKAGES, roots, CONFIG_FILE, MARK))
     stale = []
     for pkg, names in sorted(survey["pkgs"].items()):
         for n in names or ():
@@ -290,15 +314,18 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
             to_check[CONFIG_FILE] = p
         args = []
         for rel, full in to_check.items():
-            args += ["cp", full, ":" + rel, "+"]
-        dev.run(*args[:-1], timeout=300)
+            if survey["sha"].get(rel) != sha256(full):  # unchanged files stay
+                args += ["cp", full, ":" + rel, "+"]
+        if args:
+            dev.run(*args[:-1], timeout=600)
         got = parse_sha256sum(dev.run("fs", "sha256sum", *[":" + r for r in to_check]).stdout)
         bad = [r for r, p in to_check.items() if got.get(r) != sha256(p)]
     if bad:
         raise DeployError("hash mismatch after copying: " + ", ".join(bad))
     total = sum(os.path.getsize(p) for p in files.values())
-    print("copied %d files (%d bytes) to %s, all sha256 sums match%s" % (
-        len(files), total, port, ", wrote a first " + CONFIG_FILE if wrote_config else ""))
+    print("copied %d of %d files (%d bytes in all) to %s, all sha256 sums match%s" % (
+        len(args) // 4, len(files), total, port,
+        ", wrote a first " + CONFIG_FILE if wrote_config else ""))
 
     chk = dev.exec(CHECK % (check_modules(files), MARK))
     if chk["failed"]:

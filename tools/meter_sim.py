@@ -39,6 +39,8 @@ MAX_NOISE = 32          # noise bursts are 1..MAX_NOISE random bytes
 DRAIN_TIMEOUT = 5.0     # at the end, wait at most this long for the reader to take the last bytes
 POLL_SLICE = 0.1        # longest single sleep, so stop() and signals are seen quickly
 MIN_WRITE_GAP = 0.002   # paced writes are at least this far apart (bytes are grouped)
+SERIAL_CHUNK = 256      # --serial: bytes per write ...
+SERIAL_QUEUE = 1024     # ... and at most this many waiting in the driver before one
 
 
 # ---------------------------------------------------------------------------------------------
@@ -720,7 +722,7 @@ class PtyWriter:
                 k = os.write(self.fd, view)
                 view = view[k:]
             except BlockingIOError:
-                ev = self._revents(200)         # the reader is slow: wait, do not spin
+                self._revents(200)              # the reader is slow: wait, do not spin
                 if self.sim is not None and self.sim.stopped:
                     return
             except OSError as e:
@@ -896,10 +898,27 @@ class SerialWriter:
                                           parity=parity, stopbits=stop, timeout=0,
                                           write_timeout=write_timeout)
 
+    def _room(self):
+        """Wait (sleeping) while the driver still has much to send: at 2400 baud a full buffer
+        takes seconds to go out, longer than the write timeout (matters at --speed 0 or > 1)."""
+        while not (self.sim is not None and self.sim.stopped):
+            try:
+                queued = self.port.out_waiting
+            except Exception:       # URL handlers without an output queue count
+                return
+            if queued < SERIAL_QUEUE:
+                return
+            time.sleep(0.02)
+
     def write(self, data):
         import serial
+        data = bytes(data)
         try:
-            self.port.write(bytes(data))
+            for k in range(0, len(data), SERIAL_CHUNK):
+                self._room()
+                if self.sim is not None and self.sim.stopped:
+                    return
+                self.port.write(data[k:k + SERIAL_CHUNK])
         except serial.SerialTimeoutException:
             raise ReaderGone("serial write timed out")
 

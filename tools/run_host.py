@@ -8,8 +8,9 @@
 It makes a data directory (a temporary one unless --data is given) holding config.json,
 points the firmware at boards/host.json, the UART and that directory through environment
 variables (HAN_BOARD_FILE, HAN_UART, HAN_DATA; see firmware/app/board.py), and runs
-firmware/main.py under `micropython -X heapsize=<n>` (96k by default, about what an ESP32
-without PSRAM has left with Wi-Fi up). Ctrl-C or SIGTERM stops the firmware gracefully
+firmware/main.py under `micropython -X heapsize=<n>`: by default the code's own footprint plus 96 KB. On the
+unix port the compiled modules live in the heap (about 170 KB on x64); on a device image they
+are frozen into flash, and 96 KB is about what an ESP32 without PSRAM has left with Wi-Fi up. Ctrl-C or SIGTERM stops the firmware gracefully
 (it publishes "offline"), then the temporary directory is removed.
 
 --soak N: the same App loop reads a preloaded buffer of real frames (Aidon, Kaifa,
@@ -132,6 +133,33 @@ def firmware_env(data_dir, uart=None, diag_s=None, extra=None, base=None, fw_dir
     return env
 
 
+# Everything the firmware imports on the host (the portal's modules included).
+CODE_MODULES = ("app.app", "app.board", "app.uart_host", "app.diag", "app.mqtt", "app.net",
+                "app.portal", "umqtt.simple", "han.decoder", "han.export")
+
+
+def code_footprint(fw_dir):
+    # Heap the loaded firmware code takes on the unix port: .mpy bytecode is copied into the
+    # heap here (x64: 8-byte words), while a device image freezes it into flash.
+    script = ("import gc\ngc.collect()\na=gc.mem_alloc()\n"
+              + "".join("import %s\n" % m for m in CODE_MODULES)
+              + "gc.collect()\nprint(gc.mem_alloc()-a)\n")
+    env = dict(os.environ)
+    env["MICROPYPATH"] = ".frozen:%s:%s" % (fw_dir, MPLIB)
+    r = subprocess.run([MICROPYTHON, "-X", "heapsize=4m", "-c", script], env=env,
+                       capture_output=True, text=True, check=True)
+    return int(r.stdout.split()[-1])
+
+
+def heap_arg(spec, fw_dir):
+    # "96k" as is; "code+96k" = the code footprint plus 96 KB of working heap.
+    if spec and spec.startswith("code+"):
+        n = spec[5:]
+        k = int(n[:-1]) * 1024 if n.endswith("k") else int(n)
+        return "%dk" % ((code_footprint(fw_dir) + k + 1023) // 1024)
+    return spec
+
+
 def firmware_cmd(heapsize="96k", fw_dir=None):
     cmd = [MICROPYTHON]
     if heapsize:
@@ -162,7 +190,9 @@ def main(argv=None):
     ap.add_argument("--set", action="append", metavar="KEY=VALUE", help="config overrides")
     ap.add_argument("--no-config", action="store_true", help="start unprovisioned (portal)")
     ap.add_argument("--diag-s", type=float, help="diagnostics interval in seconds (default 60)")
-    ap.add_argument("--heapsize", default="96k", help="MicroPython heap (default 96k)")
+    ap.add_argument("--heapsize", default="code+96k",
+                    help="MicroPython heap: 256k, or code+96k (default: the loaded code plus "
+                         "96 KB, the working heap an ESP32 has when the code is frozen)")
     ap.add_argument("--log", help="debug | info | warn | error")
     ap.add_argument("--source", action="store_true",
                     help="run firmware/*.py from source (needs --heapsize 256k or more)")
@@ -188,10 +218,13 @@ def main(argv=None):
         buf = os.path.join(data_dir, "soak.bin")
         soak_buffer(buf)
         extra.update(HAN_SOAK=str(a.soak), HAN_SOAK_FILE=buf, HAN_SOAK_EVERY=str(a.soak_every))
-        uart = uart or "pty:/dev/null"
+        uart = uart or "none:"
     fw = prepare_firmware(a.source)
     env = firmware_env(data_dir, uart, a.diag_s, extra, fw_dir=fw)
-    proc = subprocess.Popen(firmware_cmd(a.heapsize, fw), env=env)
+    heap = heap_arg(a.heapsize, fw)
+    if a.heapsize != heap:
+        print("run_host: heapsize %s = %s" % (a.heapsize, heap), flush=True)
+    proc = subprocess.Popen(firmware_cmd(heap, fw), env=env)
 
     def forward(signum, frame):
         # SIGINT lets the firmware close MQTT cleanly (KeyboardInterrupt on the unix port)

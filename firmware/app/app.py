@@ -86,7 +86,7 @@ class App:
         self.frames = 0  # readings handed to the publisher
         self.t_diag = t
         self.t_led = t
-        self.t_net = t
+        self.t_net = t - _NET_EVAL_MS  # look at Wi-Fi on the first pass
         self.t_detect = t
         self.loops = 0
         self.max_loop_ms = 0
@@ -150,7 +150,7 @@ class App:
         if c.ticks_diff(now, self.t_net) >= _NET_EVAL_MS:
             self.t_net = now
             self._wifi(now)
-        if self.pub is not None:
+        if self.pub is not None and self.wifi_was_up:
             self.pub.poll(now)  # bounded: connect timeout, backoff, keepalive
         if self.portal is not None:
             self._portal_poll()
@@ -329,6 +329,7 @@ class App:
         return d
 
     def _diagnostics(self, now):
+        gc.collect()  # so free_heap means what is really free (a few ms, once a minute)
         d = self.diagnostics(now)
         self.max_loop_ms = 0
         cn = d["counters"]

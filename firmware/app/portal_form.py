@@ -128,6 +128,8 @@ def _to_int(s):
 def apply(cfg, fields, bad=None):
     # (current config, decoded fields) -> (new config, errors). errors empty = save it.
     errors = dict(bad or {})
+    if "wifi_ssid_hidden" in errors:
+        errors["wifi_ssid"] = errors.pop("wifi_ssid_hidden")
     new = dict(cfg)
     ssid = fields.get("wifi_ssid_hidden", "") or fields.get("wifi_ssid", "")
     new["wifi_ssid"] = ssid

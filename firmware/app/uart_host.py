@@ -4,7 +4,7 @@
 #   init(baudrate, bits, parity, stop, invert): recorded (a pty has no baud rate); on a real
 #     serial device the speed and parity are also set with termios
 #   wait(ms): block until bytes arrive or ms pass (select.poll), so an idle loop costs nothing
-# Spec strings: "pty:/dev/pts/5", "serial:/dev/ttyUSB0", "tcp:127.0.0.1:7000" (also from the
+# Spec strings: "pty:/dev/pts/5", "serial:/dev/ttyUSB0", "tcp:127.0.0.1:7000", "none" (also from the
 # HAN_UART environment variable). A vanished device (simulator restarted) is reopened every
 # second; until then readinto() returns None, like a silent line.
 import select
@@ -33,7 +33,7 @@ def parse_spec(spec):
     # "kind:rest" -> (kind, rest); a bare path is a pty/serial device.
     if ":" in spec:
         kind, rest = spec.split(":", 1)
-        if kind in ("pty", "serial", "tcp"):
+        if kind in ("pty", "serial", "tcp", "none"):
             return kind, rest
     return "pty", spec
 
@@ -121,6 +121,8 @@ class HostUart:
 
     def _open(self, now):
         self.next_open = time.ticks_add(now, _REOPEN_MS)
+        if self.kind == "none":  # no meter line at all (soak runs replace the UART)
+            return
         try:
             if self.kind == "tcp":
                 self._open_tcp()
@@ -232,7 +234,7 @@ class BufferUart:
         p = self.pos
         buf[0:k] = self.mv[p:p + k]  # one small transient view per chunk, no per-byte loop
         self.pos = p + k
-        if self.pos >= len(d):
+        if self.pos >= len(self.data):
             self.pos = 0
             self.loop += 1
         return k

@@ -361,7 +361,7 @@ class Decoder:
         wl = self.wlen
         if s + 11 > wl:
             return _NEED
-        if win[s + 1] != 8:
+        if win[s + 1] != 8 or not _is_flag_id(win, s + 2):
             return _NO
         cur = self.dlms.cur
         p = cur.ber(win, s + 10, wl)
@@ -547,6 +547,15 @@ class Decoder:
                 q += 1
             return decode_p1(buf, s, bang, q, rd)
         return DECRYPT_FAILED
+
+
+def _is_flag_id(buf, p):
+    # A system title starts with the maker's three-letter FLAG id (KAM, SAG, LGZ, ...).
+    for k in range(3):
+        c = buf[p + k]
+        if c < 0x41 or c > 0x5A:
+            return False
+    return True
 
 
 def _is_hex(c):

@@ -82,8 +82,9 @@ def decode_p1(buf, start, bang, end, rd):
     g = _g
     g[_ARM] = 0
     g[_DONE] = 0
-    p = _eol(buf, start + 1, bang)
-    rd.set_text(_METER_TYPE, buf, start + 1, p - start - 1)
+    p = _eol(buf, start + 1, bang)  # the header line, "/" left out
+    if p > start + 1:
+        rd.set_text(_METER_TYPE, buf, start + 1, p - start - 1)
     while p < bang:
         ch = buf[p]
         if 0x30 <= ch <= 0x39:
@@ -313,19 +314,18 @@ def _is_id(o):
 
 
 def _number(buf, rd, o, slot, dflt):
-    # The last numeric group of the line into slot (or passthrough when slot < 0 or the unit
-    # does not fit the slot). dflt: the unit assumed by a passthrough value without one.
+    # The last numeric group of the line into slot (or the passthrough when slot < 0 or the
+    # unit does not fit the slot). dflt: the unit when the value has none (U_NONE: unknown;
+    # a table slot then takes its P1 standard unit, e.g. kvar for "1-0:3.7.0(00.000)").
     g = _g
     ne = g[_NE]
     ue = g[_UE]
-    if ne < ue:  # "*unit"
-        u = _unit(buf, ne + 1, ue)
-        if slot >= 0 and (u & 0xFF) != UNITS[slot]:
+    u = _unit(buf, ne + 1, ue) if ne < ue else dflt
+    if slot >= 0:
+        if ne >= ue and u == _U_NONE:
+            u = (_DEF_EXP[slot] << 8) | UNITS[slot]
+        elif (u & 0xFF) != UNITS[slot]:
             slot = -1
-    elif slot >= 0:
-        u = (_DEF_EXP[slot] << 8) | UNITS[slot]
-    else:
-        u = dflt
     i = rd.entry(slot, o[0], o[1], o[2], o[3], o[4], u & 0xFF)
     if i >= 0:
         rd.set_digits(i, buf, g[_NS], ne, u >> 8)

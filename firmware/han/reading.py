@@ -142,42 +142,71 @@ class Reading:
 
     def set_digits(self, i, buf, start, end, exp):
         # ASCII decimal "[-]digits[.digits]" in buf[start:end]; exp is the unit's exponent.
-        # Returns False (entry left unset) when the text is not such a number.
+        # Returns False (entry left unset) when the text is not such a number. Digits are
+        # gathered in a small int, four at a time into the limbs once there are more than
+        # nine (10**9 < 2**30; limb * 10**4 + carry < 2**30 too).
         lb = self.limbs
         k = 4 * i
-        for j in range(4):
-            lb[k + j] = 0
         neg = 0
         p = start
         if p < end and buf[p] == 0x2D:  # '-'
             neg = 1
             p += 1
+        acc = 0
+        nacc = 0  # digits in acc once the limbs are in use
         ndig = 0
         frac = -1
+        big = False
         while p < end:
-            c = buf[p]
+            c = buf[p] - 48
             p += 1
-            if c == 0x2E or c == 0x2C:  # '.' or ','
-                if frac >= 0:
-                    return False
-                frac = 0
-                continue
-            c -= 48
-            if c < 0 or c > 9 or ndig >= 19:
+            if c < 0 or c > 9:
+                if (c == -2 or c == -4) and frac < 0:  # '.' or ','
+                    frac = 0
+                    continue
                 return False
             ndig += 1
             if frac >= 0:
                 frac += 1
-            for j in range(4):  # limbs = limbs * 10 + c
-                t = lb[k + j] * 10 + c
-                lb[k + j] = t & 0xFFFF
-                c = t >> 16
-        if ndig == 0:
+            if not big:
+                if ndig <= 9:
+                    acc = acc * 10 + c
+                    continue
+                big = True
+                self._limbs_set(k, acc)
+                acc = 0
+            acc = acc * 10 + c
+            nacc += 1
+            if nacc == 4:
+                self._limbs_muladd(k, 10000, acc)
+                acc = 0
+                nacc = 0
+        if ndig == 0 or ndig > 19:
             return False
+        if big:
+            self._limbs_muladd(k, 10 ** nacc, acc)
+        else:
+            self._limbs_set(k, acc)
         self.neg[i] = neg
         self.exp[i] = exp - (frac if frac > 0 else 0)
         self.seen[i] = 1
         return True
+
+    def _limbs_set(self, k, v):
+        lb = self.limbs
+        lb[k] = v & 0xFFFF
+        lb[k + 1] = v >> 16
+        lb[k + 2] = 0
+        lb[k + 3] = 0
+
+    def _limbs_muladd(self, k, m, add):
+        # limbs = limbs * m + add, for m <= 10**4 and add < 10**4.
+        lb = self.limbs
+        c = add
+        for j in range(4):
+            t = lb[k + j] * m + c
+            lb[k + j] = t & 0xFFFF
+            c = t >> 16
 
     def set_text(self, t, buf, pos, n):
         # Text slot t (obis.METER_ID ...), bytes copied as sent, cut at 48.

@@ -1,0 +1,150 @@
+# `make deploy` for real against the MicroPython unix port behind a pty (socat), as
+# micropython.md section 10.4 describes: files arrive, hashes match, a first configuration
+# is written and then kept, stale modules go, and the deployed application runs.
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+import deploy
+from conftest import MICROPYTHON, ROOT
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/socat")
+                                and not subprocess.run(["which", "socat"]).returncode == 0,
+                                reason="socat is not installed")
+
+
+@pytest.fixture
+def unix_device(tmp_path):
+    # The unix port's REPL on a pty; its cwd (the "device filesystem") is tmp_path/fs.
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    link = str(tmp_path / "ttyHAN")
+    proc = subprocess.Popen(
+        ["socat", "pty,link=%s,raw,echo=0" % link,
+         "EXEC:%s,pty,raw,echo=0,stderr" % MICROPYTHON],
+        cwd=str(fs), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if os.path.exists(link):
+            break
+        time.sleep(0.05)
+    yield link, fs
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+def make_deploy(port, *args):
+    return subprocess.run(["make", "-s", "-o", ".venv/.stamp", "deploy", "BOARD=host",
+                           "PORT=" + port, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+SMOKE = """
+import json, binascii
+from app import config
+cfg, problem = config.load("config.json")
+with open("board.json") as f:
+    board = json.load(f)
+from han.reading import Reading
+from han.decoder import Decoder
+data = binascii.unhexlify("%s")
+rd = Reading()
+dec = Decoder(rd)
+pos = 0
+while True:
+    pos = dec.feed(data, pos, len(data))
+    if dec.ready or pos >= len(data):
+        break
+dec.flush()
+print(json.dumps({"problem": problem, "board": board["name"], "ssid": cfg["wifi_ssid"],
+                  "frames": dec.counters[1], "file": config.__file__}))
+"""
+
+
+def test_make_deploy_to_the_unix_port(unix_device, tmp_path):
+    port, fs = unix_device
+    settings = tmp_path / "settings.local.json"
+    settings.write_text(json.dumps({"wifi_ssid": "home", "wifi_password": "secret-pw",
+                                    "mqtt_host": "192.0.2.10"}))
+    r = make_deploy(port, "SETTINGS=%s" % settings)
+    assert r.returncode == 0, r.stderr + r.stdout
+    out = r.stdout
+
+    # every built file arrived intact
+    build_dir = os.path.join(ROOT, "build", "host")
+    files = deploy.local_files(build_dir)
+    assert "main.py" in files and "board.json" in files and "app/config.mpy" in files
+    for rel, local in files.items():
+        assert sha(fs / rel) == sha(local), rel
+    assert "all sha256 sums match" in out
+
+    # a first configuration: random setup password plus the local settings
+    cfg = json.loads((fs / "config.json").read_text())
+    assert cfg["wifi_ssid"] == "home" and cfg["mqtt_host"] == "192.0.2.10"
+    assert len(cfg["ap_password"]) >= 12
+    assert "password: %s" % cfg["ap_password"] in out
+    m = re.search(r"setup network: (HAN-[0-9A-F]{4})", out)
+    assert m, out
+    assert "█" in out or "▀" in out  # the QR code
+
+    # the deployed application runs from the device directory
+    vec = [json.loads(l) for l in open(os.path.join(ROOT, "host_tests", "vectors", "frames.jsonl"))
+           if '"hass-aidon-list2"' in l][0]
+    run = subprocess.run([MICROPYTHON, "-c", SMOKE % vec["hex"]], cwd=str(fs),
+                         env=dict(os.environ, MICROPYPATH=".frozen"), capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    res = json.loads(run.stdout.strip().splitlines()[-1])
+    assert res["problem"] is None and res["board"] == "host" and res["ssid"] == "home"
+    assert res["frames"] == 1 and res["file"].endswith("config.mpy")
+
+    # deploying again keeps the device's configuration and removes modules not in the build
+    (fs / "app" / "stale.py").write_text("raise ImportError\n")
+    r2 = make_deploy(port, "SETTINGS=%s" % settings)
+    assert r2.returncode == 0, r2.stderr
+    assert "kept the device's configuration" in r2.stdout
+    assert "app/stale.py" in r2.stdout and not (fs / "app" / "stale.py").exists()
+    assert json.loads((fs / "config.json").read_text()) == cfg
+
+    # RESET_CONFIG=1 writes a new one
+    r3 = make_deploy(port, "RESET_CONFIG=1", "SETTINGS=%s" % (tmp_path / "none.json"))
+    assert r3.returncode == 0, r3.stderr
+    cfg3 = json.loads((fs / "config.json").read_text())
+    assert cfg3["ap_password"] != cfg["ap_password"] and "wifi_ssid" not in cfg3
+
+
+def test_bad_settings_are_refused_before_copying(unix_device, tmp_path):
+    port, fs = unix_device
+    settings = tmp_path / "s.json"
+    settings.write_text(json.dumps({"mqtt_port": "1883", "wifi_sid": "typo"}))
+    r = make_deploy(port, "SETTINGS=%s" % settings)
+    assert r.returncode != 0
+    assert "mqtt_port" in r.stderr and "wifi_sid" in r.stderr
+    assert not (fs / "config.json").exists() and not (fs / "main.py").exists()
+
+
+def test_deploy_without_port():
+    r = subprocess.run(["make", "-s", "-o", ".venv/.stamp", "deploy", "BOARD=host"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "no PORT given" in r.stderr
+
+
+def test_password_and_wifi_qr_text():
+    pw = deploy.make_password()
+    assert len(pw) >= 12 and pw.isalnum() and not set(pw) & set("0O1lI")
+    assert len({deploy.make_password() for _ in range(20)}) == 20
+    t = deploy.wifi_qr_text("HAN-A1B2", "pa;ss")
+    assert t.startswith("WIFI:") and "S:HAN-A1B2;" in t and "pa\\;ss" in t
+    assert deploy.parse_sha256sum("sha256sum :a\n" + "ab" * 32 + "\n") == {"a": "ab" * 32}
