@@ -65,6 +65,10 @@ class Broker:
         self.proc = None
         self.users = users
         lines = ["listener %d 127.0.0.1" % self.port, "persistence false"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # started as root, mosquitto would switch to its own user, which cannot read
+            # files in pytest's private tmp_path
+            lines.append("user root")
         if users:
             pw = os.path.join(self.dir, "passwd")
             open(pw, "w").close()

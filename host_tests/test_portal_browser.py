@@ -198,7 +198,7 @@ def test_invalid_submissions_show_errors_and_keep_config(portal, browser):
         _set(drv, field, value)
         _submit(drv)
         boxes = drv.find_elements("id", "errors")
-        assert boxes, (field, value, drv.current_url, drv.find_element("tag name", "body").text[:300])
+        assert boxes, (field, value, drv.find_element("tag name", "body").text[:300], portal.lines[-5:])
         box = boxes[0]
         assert "Not saved." in box.text, (field, value)
         assert drv.find_elements("id", "e_" + shown), (field, value, box.text)

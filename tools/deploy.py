@@ -312,10 +312,11 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
             with open(p, "w") as f:
                 json.dump(cfg, f)
             to_check[CONFIG_FILE] = p
-        args = []
+        args, copied = [], []
         for rel, full in to_check.items():
             if survey["sha"].get(rel) != sha256(full):  # unchanged files stay
                 args += ["cp", full, ":" + rel, "+"]
+                copied.append(rel)
         if args:
             dev.run(*args[:-1], timeout=600)
         got = parse_sha256sum(dev.run("fs", "sha256sum", *[":" + r for r in to_check]).stdout)
@@ -323,8 +324,8 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
     if bad:
         raise DeployError("hash mismatch after copying: " + ", ".join(bad))
     total = sum(os.path.getsize(p) for p in files.values())
-    print("copied %d of %d files (%d bytes in all) to %s, all sha256 sums match%s" % (
-        len(args) // 4, len(files), total, port,
+    print("copied %d changed of %d files (%d bytes in all) to %s, all sha256 sums match%s" % (
+        len([c for c in copied if c in files]), len(files), total, port,
         ", wrote a first " + CONFIG_FILE if wrote_config else ""))
 
     chk = dev.exec(CHECK % (check_modules(files), MARK))

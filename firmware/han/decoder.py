@@ -56,7 +56,7 @@ class Decoder:
         self.asm_next = 0  # next expected GBT block / M-Bus sequence number
         self.p1_s = -1  # P1 candidate start, terminator search resume point, saw a line end
         self.p1_at = 0
-        self.p1_lf = False
+        self.p1_line = 0  # start of the line being scanned
         self.counters = array("l", [0] * len(status.COUNTER_NAMES))
         self.ready = False
         self.last_status = OK
@@ -391,7 +391,7 @@ class Decoder:
         if self.p1_s != s:
             self.p1_s = s
             self.p1_at = s + 1
-            self.p1_lf = False
+            self.p1_line = s + 1
         p = self.p1_at
         while p < wl:
             c = win[p]
@@ -402,23 +402,43 @@ class Decoder:
                 if q >= wl and q - p <= 4 and not at_end:
                     self.p1_at = p
                     return _NEED
+                j = self._p1_header(s + 1, p)
+                if j > 0:  # a second header inside: the first telegram was cut off
+                    self._p1_cut(s)
+                    return j
                 self._p1_decode(s, p, q)
                 return q
             if c >= 0x80 or (c < 0x20 and c != _CR and c != _LF and c != 0x09) or (
                     c == 0x2F and win[p - 1] == _LF):
-                self.p1_s = -1
-                if not self.p1_lf:
+                if self.p1_line == s + 1:  # not even one line: a stray "/"
+                    self.p1_s = -1
                     return _NO
-                self._frame_fail(s, TRUNCATED)
-                return p
+                self._p1_cut(s)
+                # rescan the partial line: the next frame may begin anywhere in it
+                return self.p1_line
             if c == _LF:
-                self.p1_lf = True
+                self.p1_line = p + 1
             p += 1
         self.p1_at = p
-        if at_end and self.p1_lf:
+        if at_end and self.p1_line > s + 1:
             self._p1_decode(s, wl, wl)
             return wl
         return _NEED
+
+    def _p1_header(self, a, b):
+        # Position of a "/XXX" header (a FLAG id of three letters) in win[a:b], or -1.
+        win = self.win
+        j = win.find(b"/", a, b)
+        while j >= 0:
+            if j + 3 < b and _is_letter(win[j + 1]) and _is_letter(win[j + 2]) and _is_letter(win[j + 3]):
+                return j
+            j = win.find(b"/", j + 1, b)
+        return -1
+
+    def _p1_cut(self, s):
+        self.p1_s = -1
+        self._frame_fail(s, TRUNCATED)
+        self.junk = s + 1
 
     def _p1_decode(self, s, bang, e):
         self.p1_s = -1
@@ -556,6 +576,10 @@ def _is_flag_id(buf, p):
         if c < 0x41 or c > 0x5A:
             return False
     return True
+
+
+def _is_letter(c):
+    return 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
 
 
 def _is_hex(c):
