@@ -5,8 +5,7 @@ import subprocess
 import pytest
 
 from conftest import MICROPYTHON, ROOT
-
-MODULES = ("test_reading", "test_corpus", "test_p1", "test_gcm", "test_noalloc", "test_crc")
+from decoder_tests import MODULES
 
 
 @pytest.mark.parametrize("module", MODULES)

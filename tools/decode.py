@@ -53,17 +53,22 @@ def decode(data, key=None, auth_key=None, kamstrup_wh=False, chunk=4096, out=Non
         while True:
             pos = dec.feed(buf, pos, n)
             if dec.ready:
-                _emit(rd, out)
+                _emit(dec, out)
             elif pos >= n:
                 break
     while dec.flush():
-        _emit(rd, out)
+        _emit(dec, out)
     return dec
 
 
-def _emit(rd, out):
-    if out is not None:
-        out.write(export.decode_json(rd) + "\n")
+def _emit(dec, out):
+    if out is None:
+        return
+    extra = []
+    if dec.rd.encrypted:
+        extra = [("system_title", bytes(dec.title).hex().upper(), False),
+                 ("security_control", str(dec.security), True)]
+    out.write(export.decode_json(dec.rd, extra) + "\n")
 
 
 def summary(dec):

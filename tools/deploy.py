@@ -275,6 +275,8 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
            mpremote=None, verbose=False):
     board = build.load_board(board_name)
     host = board.get("chip") == "host"
+    settings = load_settings(settings_path)
+    first_config(settings)  # refuse bad settings before touching the device
     out = os.path.join(ROOT, "build", board_name)
     if do_build:
         build.build(board_name, quiet=True)
@@ -302,7 +304,7 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
             cfg = {}
         print("kept the device's configuration (RESET_CONFIG=1 replaces it)")
     else:
-        cfg = first_config(load_settings(settings_path))
+        cfg = first_config(settings)
         wrote_config = True
 
     with tempfile.TemporaryDirectory() as tmp:

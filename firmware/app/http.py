@@ -103,7 +103,8 @@ class _Conn:
         self.buf = b""
         self.req = None
         self.need = 0
-        self.out = None
+        self.out = b""
+        self.body = None
         self.sent = 0
         self.status = 0
         self.born = now
@@ -270,15 +271,20 @@ class HttpServer:
         self._start_write(c, status, "text/plain; charset=utf-8", body, "", False)
 
     def _start_write(self, c, status, ctype, body, extra, head_only):
-        head = "HTTP/1.1 %d %s\r\n%sContent-Length: %d\r\n%s" % (
-            status, REASONS.get(status, "Error"), _COMMON, len(body), extra)
+        # body: bytes (sent with a Content-Length) or an iterator of str/bytes pieces (a page,
+        # streamed and ended by closing the connection, so it is never built in one piece)
+        whole = isinstance(body, (bytes, bytearray))
+        head = "HTTP/1.1 %d %s\r\n%s%s" % (status, REASONS.get(status, "Error"), _COMMON, extra)
+        if whole:
+            head += "Content-Length: %d\r\n" % len(body)
         if ctype:
             head += "Content-Type: " + ctype + "\r\n"
-        data = head.encode() + b"\r\n"
-        if not head_only:
-            data += body
         c.status = status
-        c.out = memoryview(data)
+        c.out = (head + "\r\n").encode()
+        if whole and len(body) <= _CHUNK:
+            c.out += body
+            body = None
+        c.body = None if head_only else body
         c.sent = 0
         c.state = _WRITE
         try:
@@ -287,17 +293,47 @@ class HttpServer:
             pass
         self._write(c)
 
+    def _refill(self, c):
+        # The next piece to send, at most about _CHUNK bytes, or None at the end.
+        body = c.body
+        if body is None:
+            return None
+        if isinstance(body, (bytes, bytearray)):
+            c.body = None
+            return body
+        buf = bytearray()
+        while len(buf) < _CHUNK:
+            try:
+                part = next(body)
+            except StopIteration:
+                c.body = None
+                break
+            except Exception as e:  # a bug in a page: end this response, keep the portal
+                if self.log:
+                    self.log("portal: page error %r" % (e,))
+                c.body = None
+                break
+            buf += part.encode() if isinstance(part, str) else part
+        return buf or None
+
     def _write(self, c):
-        try:
-            n = c.sock.send(c.out[c.sent : c.sent + _CHUNK])
-        except OSError as e:
-            if e.args and e.args[0] == errno.EAGAIN:  # the send buffer is full: wait for POLLOUT
+        for _ in range(2):  # bounded work per event: two pieces at most
+            if c.sent >= len(c.out):
+                nxt = self._refill(c)
+                if nxt is None:
+                    done = c.req and c.req.on_sent
+                    self._drop(c)
+                    if done:
+                        done()
+                    return
+                c.out, c.sent = nxt, 0
+            try:
+                n = c.sock.send(c.out if c.sent == 0 else memoryview(c.out)[c.sent :])
+            except OSError as e:
+                if e.args and e.args[0] == errno.EAGAIN:  # the send buffer is full: wait for POLLOUT
+                    return
+                self._drop(c)
                 return
-            self._drop(c)
-            return
-        c.sent += n or 0
-        if c.sent >= len(c.out):
-            done = c.req and getattr(c.req, "on_sent", None)
-            self._drop(c)
-            if done:
-                done()
+            c.sent += n or 0
+            if c.sent < len(c.out):
+                return

@@ -475,19 +475,22 @@ class Publisher:
                 new = True
                 if self._dev is not None:
                     self._queue.append(i)
-        mid = rd.get_text(obis.METER_ID)
-        mtype = rd.get_text(obis.METER_TYPE)
-        lid = rd.get_text(obis.LIST_ID)
+        # The identity only fills in (a list with the id, another with the type): a value once
+        # known is kept until reboot, so the device block, and with it every retained config,
+        # does not churn when lists differ or a second meter shows up on the bus.
         old = self._meter
-        if mid or mtype or lid:
-            mid = mid or old[0]
-            mtype = mtype or old[1]
-            lid = lid or old[2]
-            maker = discovery.manufacturer(mid, mtype, lid, getattr(dec, "system_title", None))
-            meter = (mid, mtype, lid, maker or old[3])
-            if meter != old:
-                self._meter = meter
-                self._dev = None  # identity changed: rebuild and re-announce
+        if old[0] and old[1] and old[3]:
+            return new
+        mid = old[0] or rd.get_text(obis.METER_ID)
+        mtype = old[1] or rd.get_text(obis.METER_TYPE)
+        lid = old[2] or rd.get_text(obis.LIST_ID)
+        maker = old[3] or discovery.manufacturer(mid, mtype, lid,
+                                                 getattr(dec, "system_title", None))
+        meter = (mid, mtype, lid, maker)
+        if meter != old:
+            self._meter = meter
+            if self._dev is not None and (mid != old[0] or mtype != old[1] or maker != old[3]):
+                self._dev = None  # the device block grew: rebuild and re-announce
         return new
 
     def _settle_device(self, now):

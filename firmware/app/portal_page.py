@@ -52,141 +52,154 @@ def esc(v):
     return s
 
 
-def _doc(title, parts, refresh=0):
-    head = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width,initial-scale=1">')
+def _doc(title, body, refresh=0):
+    # Yields the page in pieces: the server streams them through a small buffer, so no
+    # page-sized string or bytes object is ever built (no large contiguous allocation).
+    yield ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+           '<meta name="viewport" content="width=device-width,initial-scale=1">')
     if refresh:
-        head += '<meta http-equiv="refresh" content="%d">' % refresh
-    head += "<title>" + esc(title) + "</title><style>" + _CSS + "</style></head><body>"
-    return (head + "".join(parts) + "</body></html>").encode()
+        yield '<meta http-equiv="refresh" content="%d">' % refresh
+    yield "<title>"
+    yield esc(title)
+    yield "</title><style>"
+    yield _CSS
+    yield "</style></head><body>"
+    yield from body
+    yield "</body></html>"
 
 
-class _Form:
-    # Collects the pieces of the form page; o() appends, the helpers render one field each.
-    def __init__(self, values, stored, errors):
-        self.p = []
-        self.v = values  # non-secret values to show (stored or just submitted)
-        self.stored = stored  # secrets: name -> True when a value is stored
-        self.errors = errors
+def _err(errors, k):
+    if k in errors:
+        yield '<div class="e" id="e_%s">%s %s</div>' % (k, esc(LABELS.get(k, k)), esc(errors[k]))
 
-    def o(self, *s):
-        self.p.extend(s)
 
-    def _err(self, k):
-        if k in self.errors:
-            self.o('<div class="e" id="e_', k, '">', esc(LABELS.get(k, k)), " ",
-                   esc(self.errors[k]), "</div>")
+def _text(v, errors, k, hint=""):
+    yield '<label for="%s">%s</label>' % (k, LABELS[k])
+    yield ('<input type="text" id="%s" name="%s" value="%s" autocapitalize="none" '
+           'autocomplete="off" spellcheck="false"' % (k, k, esc(v.get(k, ""))))
+    if hint:
+        yield ' placeholder="%s"' % esc(hint)
+    yield ">"
+    yield from _err(errors, k)
 
-    def text(self, k, hint=""):
-        self.o('<label for="', k, '">', LABELS[k], "</label>")
-        self.o('<input type="text" id="', k, '" name="', k, '" value="', esc(self.v.get(k, "")),
-               '" autocapitalize="none" autocomplete="off" spellcheck="false"',
-               ' placeholder="' + esc(hint) + '"' if hint else "", ">")
-        self._err(k)
 
-    def secret(self, k, kind="password", clear=""):
-        have = self.stored.get(k)
-        hint = "stored; leave empty to keep" if have else "not set"
-        self.o('<label for="', k, '">', LABELS[k], "</label>")
-        self.o('<input type="', kind, '" id="', k, '" name="', k, '" value="" placeholder="', hint,
-               '" autocapitalize="none" autocomplete="off" spellcheck="false">')
-        if clear and have:
-            self.o('<label class="c"><input type="checkbox" name="clear_', k, '">', clear, "</label>")
-        self._err(k)
+def _secret(stored, errors, k, kind="password", clear=""):
+    have = stored.get(k)
+    yield '<label for="%s">%s</label>' % (k, LABELS[k])
+    yield ('<input type="%s" id="%s" name="%s" value="" placeholder="%s" autocapitalize="none" '
+           'autocomplete="off" spellcheck="false">'
+           % (kind, k, k, "stored; leave empty to keep" if have else "not set"))
+    if clear and have:
+        yield '<label class="c"><input type="checkbox" name="clear_%s">%s</label>' % (k, clear)
+    yield from _err(errors, k)
 
-    def check(self, k):
-        on = " checked" if self.v.get(k) else ""
-        self.o('<label class="c"><input type="checkbox" id="', k, '" name="', k, '"', on, ">",
-               LABELS[k], "</label>")
-        self._err(k)
 
-    def select(self, k):
-        cur = str(self.v.get(k, ""))
-        self.o('<label for="', k, '">', LABELS[k], '</label><select id="', k, '" name="', k, '">')
-        for val, text in _OPTIONS[k]:
-            self.o('<option value="', val, '"', " selected" if val == cur else "", ">", text,
-                   "</option>")
-        self.o("</select>")
-        self._err(k)
+def _check(v, errors, k):
+    yield '<label class="c"><input type="checkbox" id="%s" name="%s"%s>%s</label>' % (
+        k, k, " checked" if v.get(k) else "", LABELS[k])
+    yield from _err(errors, k)
+
+
+def _select(v, errors, k):
+    cur = str(v.get(k, ""))
+    yield '<label for="%s">%s</label><select id="%s" name="%s">' % (k, LABELS[k], k, k)
+    for val, text in _OPTIONS[k]:
+        yield '<option value="%s"%s>%s</option>' % (val, " selected" if val == cur else "", text)
+    yield "</select>"
+    yield from _err(errors, k)
 
 
 def _bars(rssi):
     return "▂▄▆█"[: 1 if rssi < -80 else 2 if rssi < -70 else 3 if rssi < -60 else 4]
 
 
-def form_page(name, scan, values, stored, errors, token, notice=""):
-    # name: the device's name; scan: [(ssid, rssi, secure)]; values: non-secret config values
-    f = _Form(values, stored, errors)
-    f.o("<h1>", esc(name), " setup</h1>")
-    if notice:
-        f.o("<p>", esc(notice), "</p>")
-    if errors:
-        f.o('<div class="err" id="errors"><b>Not saved.</b> Please correct:<ul>')
-        for k in sorted(errors):
-            f.o("<li>", esc(LABELS.get(k, k)), ": ", esc(errors[k]), "</li>")
-        f.o("</ul>The stored configuration is unchanged.</div>")
-    f.o('<form method="post" action="/scan" class="n"><b>Wi-Fi</b>'
-        '<input type="hidden" name="token" value="', token, '">'
-        '<button id="rescan">Rescan</button></form>')
-    f.o('<form method="post" action="/save" id="setup" novalidate>'
-        '<input type="hidden" name="token" value="', token, '"><fieldset><legend>Wi-Fi</legend>')
-    cur = values.get("wifi_ssid", "")
+def _networks(scan, cur, errors):
     listed = False
-    for i, (ssid, rssi, secure) in enumerate(scan):
+    i = 0
+    for ssid, rssi, secure in scan:
         sel = ssid == cur
         listed = listed or sel
-        f.o('<label class="c"><input type="radio" name="wifi_ssid" id="net', str(i), '" value="',
-            esc(ssid), '"', " checked" if sel else "", "><span>", esc(ssid), "</span><small>",
-            _bars(rssi), " ", str(rssi), " dBm", " secured" if secure else " open",
-            "</small></label>")
+        yield ('<label class="c"><input type="radio" name="wifi_ssid" id="net%d" value="%s"%s>'
+               "<span>%s</span><small>%s %d dBm %s</small></label>"
+               % (i, esc(ssid), " checked" if sel else "", esc(ssid), _bars(rssi), rssi,
+                  "secured" if secure else "open"))
+        i += 1
     if not scan:
-        f.o("<p><small>No networks found. Rescan, or type the name below.</small></p>")
-    f.o('<label for="wifi_ssid_hidden">Other (hidden) network name</label>'
-        '<input type="text" id="wifi_ssid_hidden" name="wifi_ssid_hidden" value="',
-        "" if listed else esc(cur), '" autocapitalize="none" autocomplete="off">')
-    f._err("wifi_ssid")
-    f.secret("wifi_password", clear="open network (no password)")
-    f.o("</fieldset><fieldset><legend>MQTT broker</legend>")
-    f.text("mqtt_host", "e.g. 192.168.1.10 or broker.lan")
-    f.text("mqtt_port")
-    f.text("mqtt_user")
-    f.secret("mqtt_password", clear="no password")
-    f.check("mqtt_tls")
-    f.text("mqtt_prefix")
-    f.check("ha_discovery")
-    f.o("</fieldset><fieldset><legend>Meter</legend><small>Leave on automatic unless the meter "
-        "is not found.</small>")
+        yield "<p><small>No networks found. Rescan, or type the name below.</small></p>"
+    yield ('<label for="wifi_ssid_hidden">Other (hidden) network name</label>'
+           '<input type="text" id="wifi_ssid_hidden" name="wifi_ssid_hidden" value="%s" '
+           'autocapitalize="none" autocomplete="off">' % ("" if listed else esc(cur)))
+    yield from _err(errors, "wifi_ssid")
+
+
+def _form_body(name, scan, v, stored, errors, token, notice):
+    yield "<h1>%s setup</h1>" % esc(name)
+    if notice:
+        yield "<p>%s</p>" % esc(notice)
+    if errors:
+        yield '<div class="err" id="errors"><b>Not saved.</b> Please correct:<ul>'
+        for k in sorted(errors):
+            yield "<li>%s: %s</li>" % (esc(LABELS.get(k, k)), esc(errors[k]))
+        yield "</ul>The stored configuration is unchanged.</div>"
+    yield ('<form method="post" action="/scan" class="n"><b>Wi-Fi</b>'
+           '<input type="hidden" name="token" value="%s"><button id="rescan">Rescan</button></form>'
+           '<form method="post" action="/save" id="setup" novalidate>'
+           '<input type="hidden" name="token" value="%s"><fieldset><legend>Wi-Fi</legend>'
+           % (token, token))
+    yield from _networks(scan, v.get("wifi_ssid", ""), errors)
+    yield from _secret(stored, errors, "wifi_password", clear="open network (no password)")
+    yield "</fieldset><fieldset><legend>MQTT broker</legend>"
+    yield from _text(v, errors, "mqtt_host", "e.g. 192.168.1.10 or broker.lan")
+    yield from _text(v, errors, "mqtt_port")
+    yield from _text(v, errors, "mqtt_user")
+    yield from _secret(stored, errors, "mqtt_password", clear="no password")
+    yield from _check(v, errors, "mqtt_tls")
+    yield from _text(v, errors, "mqtt_prefix")
+    yield from _check(v, errors, "ha_discovery")
+    yield ("</fieldset><fieldset><legend>Meter</legend><small>Leave on automatic unless the "
+           "meter is not found.</small>")
     for k in ("meter_protocol", "meter_baud", "meter_parity", "meter_invert"):
-        f.select(k)
-    f.secret("meter_key", "text", "remove the key")
-    f.secret("meter_auth_key", "text", "remove the key")
-    f.o("<small>32 hex digits each, from the grid operator; only for encrypted meters."
-        "</small></fieldset><fieldset><legend>Setup network</legend>")
-    f.secret("ap_password")
-    f.o("<small>For joining ", esc(name), " next time; 8 to 63 characters.</small></fieldset>"
-        '<button type="submit" id="save">Save and restart</button></form>'
-        '<p><a href="/status">Device status</a></p>')
-    return _doc(name + " setup", f.p)
+        yield from _select(v, errors, k)
+    yield from _secret(stored, errors, "meter_key", "text", "remove the key")
+    yield from _secret(stored, errors, "meter_auth_key", "text", "remove the key")
+    yield ("<small>32 hex digits each, from the grid operator; only for encrypted meters."
+           "</small></fieldset><fieldset><legend>Setup network</legend>")
+    yield from _secret(stored, errors, "ap_password")
+    yield ("<small>For joining %s next time; 8 to 63 characters.</small></fieldset>"
+           '<button type="submit" id="save">Save and restart</button></form>'
+           '<p><a href="/status">Device status</a></p>' % esc(name))
+
+
+def form_page(name, scan, values, stored, errors, token, notice=""):
+    # name: the device's name; scan: [(ssid, rssi, secure)]; values: non-secret values to
+    # show (stored or just submitted); stored: {secret: True if one is stored}
+    return _doc(name + " setup", _form_body(name, scan, values, stored, errors, token, notice))
+
+
+def _saved_body(name, ssid, ap_changed):
+    yield ('<h1 id="saved">Saved</h1><p>The device now restarts as <b id="name">%s</b> and joins '
+           '<b id="ssid">%s</b>.</p>' % (esc(name), esc(ssid)))
+    if ap_changed:
+        yield "<p>The setup network password was changed.</p>"
+    yield ("<p>Reconnect this phone to your usual network. If the device cannot reach "
+           "Wi-Fi, its setup network opens again after a while.</p>")
 
 
 def saved_page(name, ssid, ap_changed):
-    parts = ['<h1 id="saved">Saved</h1><p>The device now restarts as <b id="name">', esc(name),
-             '</b> and joins <b id="ssid">', esc(ssid), "</b>.</p>"]
-    if ap_changed:
-        parts.append("<p>The setup network password was changed.</p>")
-    parts.append("<p>Reconnect this phone to your usual network. If the device cannot reach "
-                 "Wi-Fi, its setup network opens again after a while.</p>")
-    return _doc("Saved", parts)
+    return _doc("Saved", _saved_body(name, ssid, ap_changed))
+
+
+def _status_body(name, rows):
+    yield '<h1>%s status</h1><table id="status">' % esc(name)
+    for k, v in rows:
+        yield "<tr><td>%s</td><td>%s</td></tr>" % (esc(k), esc(v))
+    yield '</table><p><small>Refreshes every 5 s.</small></p><p><a href="/">Setup</a></p>'
 
 
 def status_page(name, rows):
     # rows: [(label, value)] already free of secrets
-    parts = ["<h1>", esc(name), ' status</h1><table id="status">']
-    for k, v in rows:
-        parts.extend(("<tr><td>", esc(k), "</td><td>", esc(v), "</td></tr>"))
-    parts.append('</table><p><small>Refreshes every 5 s.</small></p><p><a href="/">Setup</a></p>')
-    return _doc(name + " status", parts, refresh=5)
+    return _doc(name + " status", _status_body(name, rows), refresh=5)
 
 
 def message_page(title, text):
-    return _doc(title, ["<h1>", esc(title), "</h1><p>", esc(text), '</p><p><a href="/">Setup</a></p>'])
+    return _doc(title, ("<h1>%s</h1><p>%s</p><p><a href=\"/\">Setup</a></p>" % (esc(title), esc(text)),))

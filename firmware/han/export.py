@@ -84,7 +84,7 @@ def state_json(rd):
     return to_json(state_items(rd))
 
 
-def decode_json(rd):
-    # One line of tools/decode.py output.
-    body = to_json([("format", FORMAT_NAMES[rd.fmt], False)] + state_items(rd))
+def decode_json(rd, extra=()):
+    # One line of tools/decode.py output; extra: more (key, text, is_number) items.
+    body = to_json([("format", FORMAT_NAMES[rd.fmt], False)] + list(extra) + state_items(rd))
     return body[:-1] + ',"obis":' + to_json(obis_items(rd)) + "}"
