@@ -97,3 +97,16 @@ def test_kamstrup_wh_option():
     _, one, _ = _decode(["--hex", "--kamstrup-wh"], h)
     assert ten[0]["active_energy_import"] == 320141580
     assert one[0]["active_energy_import"] == 32014158
+
+
+def test_scaling_override_for_meters_without_scalers():
+    # A Kaifa list sends no scalers: mA by convention; a user may say otherwise.
+    h = corpus.by_id("hass-kaifa-list3")["hex"].encode()
+    _, conv, _ = _decode(["--hex"], h)
+    _, fixed, _ = _decode(["--hex", "--current-exp", "-2", "--voltage-exp", "0"], h)
+    assert conv[0]["current_l1"] == 0.678 and conv[0]["voltage_l1"] == 228.7
+    assert fixed[0]["current_l1"] == 6.78 and fixed[0]["voltage_l1"] == 2287
+    # frames that carry scalers are not affected
+    a = corpus.by_id("ams-aidon-se-a")["hex"].encode()
+    _, one, _ = _decode(["--hex", "--current-exp", "0"], a)
+    assert one[0]["current_l1"] == 9.6

@@ -150,11 +150,11 @@ def test_corpus_frames_decoded_and_published(broker, tmp_path):
     # Real frames through the real decoder: a one-phase Kaifa and a three-phase Kamstrup.
     host, port = broker
     with Collector(host, port, "#") as col, MpyDriver(tmp_path) as d:
-        start(d, port)
-        connect(d)
         for vid, maker, model, absent in (
                 ("hass-kaifa-1ph-list2", "Kaifa", "MA105H2E", ("voltage_l2", "voltage_l3")),
                 ("ams-kamstrup-se-list3", "Kamstrup", "6841131BN245101092", ("frequency",))):
+            start(d, port)  # a fresh device per meter: the meter identity is kept per boot
+            connect(d)
             col.clear()
             d("rd, dec = decode_hex(%r)" % corpus.by_id(vid)["hex"])
             assert d("=pub.reading(rd, dec, ticks_ms())") is True
@@ -169,6 +169,13 @@ def test_corpus_frames_decoded_and_published(broker, tmp_path):
                 assert a not in announced
             dev = cfgs[0].json()["device"]
             assert (dev["manufacturer"], dev["model"]) == (maker, model), vid
+            # a second meter on the same bus does not replace the identity (no churn)
+            d("pub.reading(mk({'active_power_import': '1'}, {'meter_id': '123', "
+              "'meter_type': 'other'}), dec, ticks_ms())")
+            d("pub.close()")
+            time.sleep(0.2)
+            assert all(m.json()["device"]["model"] == model
+                       for m in col.snapshot() if m.topic.startswith(CFG_PREFIX))
         assert d("=RAISED") == []
 
 

@@ -41,10 +41,10 @@ def read_input(path, as_hex):
     return data
 
 
-def decode(data, key=None, auth_key=None, kamstrup_wh=False, chunk=4096, out=None):
+def decode(data, key=None, auth_key=None, kamstrup_wh=False, chunk=4096, out=None, **scaling):
     """Decode bytes; write one JSON line per reading to out; return the decoder."""
     rd = Reading()
-    dec = Decoder(rd, key=key, auth_key=auth_key, kamstrup_wh=kamstrup_wh)
+    dec = Decoder(rd, key=key, auth_key=auth_key, kamstrup_wh=kamstrup_wh, **scaling)
     buf = bytearray(chunk)
     for off in range(0, len(data), chunk):
         n = min(chunk, len(data) - off)
@@ -90,11 +90,15 @@ def main(argv=None):
     ap.add_argument("--auth-key", help="authentication key (32 hex digits), verifies the tag")
     ap.add_argument("--kamstrup-wh", action="store_true",
                     help="Kamstrup energy registers in Wh (Swedish HAN) instead of 10 Wh")
+    for q in ("current", "voltage", "energy"):
+        ap.add_argument("--%s-exp" % q, type=int, metavar="N",
+                        help="%s = raw * 10**N for frames without scalers (per-meter fix)" % q)
     ap.add_argument("--chunk", type=int, default=4096, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     data = read_input(a.file, a.hex)
     dec = decode(data, _key(a.key, "--key"), _key(a.auth_key, "--auth-key"), a.kamstrup_wh,
-                 max(1, a.chunk), sys.stdout)
+                 max(1, a.chunk), sys.stdout, current_exp=a.current_exp,
+                 voltage_exp=a.voltage_exp, energy_exp=a.energy_exp)
     sys.stdout.flush()
     print(summary(dec), file=sys.stderr)
     return 0 if dec.counters[status.C_OK] else 1

@@ -43,7 +43,9 @@ _COUNTER = bytes((C_OK, C_OK, C_BAD_CRC, C_TOO_LONG, C_TRUNCATED, C_DECRYPT, C_U
 
 class Decoder:
     def __init__(self, reading, key=None, auth_key=None, bufsize=6144, asmsize=2048,
-                 kamstrup_wh=False):
+                 kamstrup_wh=False, current_exp=None, voltage_exp=None, energy_exp=None):
+        # kamstrup_wh: Swedish Kamstrup energy registers in Wh (not the NVE lists' 10 Wh);
+        # *_exp: the user's per-meter scaling for frames that carry no scaler (scaling.py).
         self.rd = reading
         self.win = bytearray(bufsize)
         self.cap = bufsize
@@ -67,7 +69,7 @@ class Decoder:
         self.title = bytearray(8)  # system title of the last ciphered frame
         self.title_ok = False
         self.security = 0  # its security control byte
-        self.dlms = Dlms(reading, kamstrup_wh)
+        self.dlms = Dlms(reading, kamstrup_wh, current_exp, voltage_exp, energy_exp)
         self.gcm = None
         self.set_keys(key, auth_key)
 

@@ -30,10 +30,11 @@ _HAVE_OBIS = const(1)
 
 
 class Dlms:
-    def __init__(self, reading, kamstrup_wh=False):
+    def __init__(self, reading, kamstrup_wh=False, current_exp=None, voltage_exp=None,
+                 energy_exp=None):
         self.rd = reading
         self.cur = Cursor()
-        self.scale = scaling.Scaling(reading, kamstrup_wh)
+        self.scale = scaling.Scaling(reading, kamstrup_wh, current_exp, voltage_exp, energy_exp)
         self.cap = bytearray(6 * _MAX_CAPTURE)  # OBIS codes of a push object list
         self.ncap = 0
         self.state = _FREE

@@ -56,10 +56,19 @@ def make_of(buf, q, n):
     return UNKNOWN
 
 
+_NONE = const(127)
+
+
 class Scaling:
-    def __init__(self, reading, kamstrup_wh=False):
+    def __init__(self, reading, kamstrup_wh=False, current_exp=None, voltage_exp=None,
+                 energy_exp=None):
+        # The *_exp arguments override the convention for frames without scalers (a CT
+        # meter's currents in mA, a distributor's voltage in 0.1 V): the user's per-meter fix.
         self.rd = reading
         self.kamstrup_wh = kamstrup_wh
+        self.fix_i = _NONE if current_exp is None else current_exp
+        self.fix_u = _NONE if voltage_exp is None else voltage_exp
+        self.fix_e = _NONE if energy_exp is None else energy_exp
         self.implicit_flag = bytearray(reading.capacity)
         self.title_make = UNKNOWN
         self.make = UNKNOWN
@@ -83,16 +92,26 @@ class Scaling:
             return
         e = 0
         m = self.make
+        fixed = False
         if slot == _I1 or slot == _I1 + 1 or slot == _I1 + 2:
             e = -2 if m == KAMSTRUP else (-3 if m == KAIFA else (-1 if m == AIDON else -2))
+            if self.fix_i != _NONE:
+                e = self.fix_i
+                fixed = True
         elif slot == _V1 or slot == _V1 + 1 or slot == _V1 + 2:
             e = -1 if (m == KAIFA or m == AIDON) else 0
+            if self.fix_u != _NONE:
+                e = self.fix_u
+                fixed = True
         elif obis.ACTIVE_ENERGY_IMPORT <= slot <= obis.REACTIVE_ENERGY_EXPORT:
             e = 1 if (m == KAMSTRUP and not self.kamstrup_wh) else 0
+            if self.fix_e != _NONE:
+                e = self.fix_e
+                fixed = True
         elif obis.POWER_FACTOR <= slot <= obis.POWER_FACTOR_L1 + 2:
             e = -2 if m == KAMSTRUP else (-3 if m == KAIFA else 0)
         self.rd.exp[i] = e
-        self.implicit_flag[i] = 1
+        self.implicit_flag[i] = 0 if fixed else 1
 
     def explicit(self, i, scaler, unit):
         # A scaler-unit structure from the frame: always wins over any convention.
