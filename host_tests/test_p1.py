@@ -17,7 +17,7 @@ _UNITS = {
     "kVarh": (0x20, 3), "Mvarh": (0x20, 6), "MVArh": (0x20, 6),
     "VA": (0x1C, 0), "kVA": (0x1C, 3), "VAh": (0x1F, 0), "kVAh": (0x1F, 3),
     "V": (0x23, 0), "A": (0x21, 0), "Hz": (0x2C, 0), "s": (0x07, 0), "m3": (0x0D, 0),
-    "GJ": (0x19, 9),
+    "GJ": (0xFF, 0),  # no DLMS code: the value as sent
 }
 _KILO = (obis.U_W, obis.U_VAR, obis.U_WH, obis.U_VARH)
 _HEX = b"0123456789ABCDEFabcdef"
@@ -98,18 +98,22 @@ def _obis_ints(key):
 
 
 def _is_clock(v):
-    if len(v) != 13 or v[12] not in "WS":
-        return False
-    for ch in v[:12]:
-        if ch not in "0123456789":
-            return False
-    return True
+    # "YYMMDDhhmmssX" (P1) or "YYYYMMDD hh:mm:ss" (NES)
+    if len(v) == 13 and v[12] in "WS":
+        return v[:12].isdigit()
+    if len(v) == 17 and v[8] == " " and v[11] == ":" and v[14] == ":":
+        return (v[:8] + v[9:11] + v[12:14] + v[15:]).isdigit()
+    return False
 
 
 def _check_clock(rd, v):
     c = rd.clock
-    want = [2000 + int(v[0:2]), int(v[2:4]), int(v[4:6]), int(v[6:8]), int(v[8:10]),
-            int(v[10:12]), -0x8000, 0x80 if v[12] == "S" else 0]
+    if len(v) == 13:
+        want = [2000 + int(v[0:2]), int(v[2:4]), int(v[4:6]), int(v[6:8]), int(v[8:10]),
+                int(v[10:12]), -0x8000, 0x80 if v[12] == "S" else 0]
+    else:
+        want = [int(v[0:4]), int(v[4:6]), int(v[6:8]), int(v[9:11]), int(v[12:14]),
+                int(v[15:17]), -0x8000, 0]
     return rd.clock_ok and [c[k] for k in range(8)] == want
 
 
@@ -134,7 +138,6 @@ def _check_expected(rid, text, rd, expected, derived=()):
     # and nothing is decoded that the telegram does not carry. Returns a list of errors.
     errs = []
     slots = {}
-    texts = {}  # text slot -> (line position, value): the last line wins
     seen_keys = {}
     for key in expected:
         v = expected[key]
@@ -143,12 +146,13 @@ def _check_expected(rid, text, rd, expected, derived=()):
         o = _obis_ints(key)
         slot = obis.lookup(o[0], o[1], o[2], o[3], o[4])
         if obis.TEXT_BASE <= slot < obis.CLOCK:
-            pos = text.find("\n" + key + "(")
-            if slot not in texts or pos > texts[slot][0]:
-                texts[slot] = (pos, v)
+            seen_keys[key] = 1
+            err = _check_texts(rd, slot, key, v if isinstance(v, list) else [v])
+            if err:
+                errs.append(key + ": " + err)
             continue
         if slot == obis.CLOCK and _is_clock(v):
-            if not _check_clock(rd, v):
+            if not _check_clock(rd, v) or rd.text_obis_of(obis.NUM_TEXTS) != key:
                 errs.append(key + ": clock " + str(rd.clock_iso()))
             continue
         if 0 <= slot < obis.NUM_SLOTS:
@@ -168,12 +172,15 @@ def _check_expected(rid, text, rd, expected, derived=()):
             err = _pass_value(rd, i, w)
             if err:
                 errs.append(key + ": " + err)
-    if obis.METER_TYPE not in texts:
-        texts[obis.METER_TYPE] = (0, expected["header"][1:])
-    for t in range(obis.TEXT_BASE, obis.TEXT_BASE + obis.NUM_TEXTS):
-        want = texts[t][1][:48] if t in texts else ""
-        if (rd.get_text(t) or "") != want:
-            errs.append("text %d: %r, want %r" % (t, rd.get_text(t), want))
+    for k in range(obis.NUM_TEXTS):
+        got = rd.get_text(obis.TEXT_BASE + k)
+        key = rd.text_obis_of(k)
+        if key is None:  # only the header fills a text slot without an OBIS code
+            want = expected["header"][1:49] if k == obis.METER_TYPE - obis.TEXT_BASE else None
+            if got != want:
+                errs.append("text %d: %r, want %r" % (k, got, want))
+        elif key not in seen_keys:
+            errs.append("text %d from %s, not in the telegram" % (k, key))
     for i in range(obis.NUM_SLOTS):
         if rd.has(i) and i not in slots:
             errs.append("slot %s decoded but not in the telegram" % obis.NAMES[i])
@@ -184,6 +191,25 @@ def _check_expected(rid, text, rd, expected, derived=()):
     if rd.dropped:
         errs.append("passthrough dropped %d" % rd.dropped)
     return [rid + ": " + e for e in errs]
+
+
+def _check_texts(rd, slot, key, wants):
+    # Every line of a text code is kept: in the text slot (cut to 48) when it won the slot,
+    # else in the passthrough (obis.text_rank decides which one wins).
+    got = [rd.pass_text(i) for i in _pass_entries(rd, key)]
+    if rd.text_obis_of(slot - obis.TEXT_BASE) == key:
+        got.append(rd.get_text(slot) or "")
+    if len(got) != len(wants):
+        return "%d values kept, want %d" % (len(got), len(wants))
+    left = list(wants)
+    for g in got:
+        for w in left:
+            if w == g or (len(g) == 48 and w.startswith(g)):
+                left.remove(w)
+                break
+        else:
+            return "%r not in %r" % (g, wants)
+    return None
 
 
 def _tele(lines, eol="\r\n", header="/TST5\\2TEST-1"):
@@ -227,6 +253,7 @@ def test_corpus_has_ascii_telegrams():
 def test_constants_match_shared_modules():
     # p1.py copies these as const(); they must follow han.obis and han.status.
     assert (obis.NUM_SLOTS, obis.TEXT_BASE, obis.METER_TYPE, obis.CLOCK) == (31, 64, 65, 80)
+    assert obis.NUM_TEXTS == 3
     assert (status.OK, status.BAD_CRC, status.MALFORMED) == (0, 2, 7)
     assert (obis.U_NONE, obis.U_W, obis.U_VAR, obis.U_WH, obis.U_VARH) == (0xFF, 0x1B, 0x1D, 0x1E, 0x20)
 
@@ -319,7 +346,7 @@ def test_corpus_unpadded_crc():
     assert decode_p1(bad, 0, bang, end, Reading()) == status.BAD_CRC
     st, rd = _decode(data)
     i = _pass_entries(rd, "0-1:24.2.1")[0]
-    assert rd.unit[i] == 0x19 and rd.decimal(i) == "240860000000"  # GJ -> J
+    assert rd.unit[i] == obis.U_NONE and rd.decimal(i) == "240.860"  # GJ: as sent
 
 
 def test_corpus_no_bang_austrian_text():
@@ -493,7 +520,7 @@ def test_unit_variants():
     assert not rd.has(obis.REACTIVE_POWER_EXPORT_L1) and not rd.has(obis.REACTIVE_POWER_EXPORT_L1 + 1)
     pw = {
         "1-0:9.7.0": ("2500", 0x1C), "1-0:9.8.0": ("17000", 0x1F), "1-0:10.7.0": ("3", 0x1C),
-        "0-1:24.2.1": ("123.45", 0x0D), "0-2:24.2.1": ("1500000000", 0x19),
+        "0-1:24.2.1": ("123.45", 0x0D), "0-2:24.2.1": ("1.5", obis.U_NONE),
         "0-0:96.7.19": ("2014", 0x07), "0-0:96.50.0": ("12", obis.U_NONE),
         "0-0:96.51.0": ("-12.5", obis.U_NONE), "1-0:24.7.0": ("300", obis.U_VARH),
         "1-0:44.7.0": ("300", obis.U_VARH),
@@ -595,9 +622,14 @@ def test_clock_forms():
     st, rd = _decode(_tele(["0-0:1.0.0(240407122854S)", "1-0:1.7.0(1*kW)"]))
     assert rd.clock_iso() == "2024-04-07T12:28:54" and rd.clock[7] == 0x80
     assert rd.clock[6] == -0x8000
+    assert rd.text_obis_of(obis.NUM_TEXTS) == "0-0:1.0.0"
     st, rd = _decode(_tele(["0-1:1.0.0(240407122854W)", "1-0:1.7.0(1*kW)"]))  # Kamstrup B=1
     assert rd.clock_iso() == "2024-04-07T12:28:54" and rd.clock[7] == 0
-    for bad in ("20240111 09:35:00", "2404071228S", "24040712285XW", "240407122854"):
+    assert rd.text_obis_of(obis.NUM_TEXTS) == "0-1:1.0.0"
+    st, rd = _decode(_tele(["0-0:1.0.0(20240111 09:35:00)", "1-0:1.7.0(1*kW)"]))  # NES
+    assert rd.clock_iso() == "2024-01-11T09:35:00" and rd.npass == 0
+    for bad in ("2024-01-11 09:35:00", "20240111 0935:00", "2404071228S", "24040712285XW",
+                "240407122854", "20240111 09:35:0x"):
         st, rd = _decode(_tele(["0-0:1.0.0(" + bad + ")", "1-0:1.7.0(1*kW)"]))
         assert st == status.OK and not rd.clock_ok, bad
         i = _pass_entries(rd, "0-0:1.0.0")[0]

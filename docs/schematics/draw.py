@@ -260,10 +260,9 @@ class Sheet:
 def parse(text):
     sh = Sheet()
     for lineno, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip() if not raw.strip().startswith("note") else raw.strip()
-        if not line:
+        t = shlex.split(raw, comments=True)
+        if not t:
             continue
-        t = shlex.split(line)
         cmd, a = t[0], t[1:]
         try:
             if cmd == "title":

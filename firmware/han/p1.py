@@ -18,7 +18,7 @@
 from array import array
 
 from han.crc import crc16_arc
-from han.obis import UNITS, lookup
+from han.obis import UNITS, lookup, text_rank
 
 try:
     from micropython import const
@@ -34,8 +34,9 @@ _NSLOT = const(31)  # obis.NUM_SLOTS
 _TEXT_BASE = const(64)  # obis.TEXT_BASE
 _METER_TYPE = const(65)  # obis.METER_TYPE
 _CLOCK = const(80)  # obis.CLOCK
+_NTEXT = const(3)  # obis.NUM_TEXTS: Reading.tag_obis index of the clock
 
-# DLMS unit codes (obis.U_*, plus s, m3, J).
+# DLMS unit codes (obis.U_*, plus s and m3).
 _U_NONE = const(0xFF)
 _U_W = const(0x1B)
 _U_VAR = const(0x1D)
@@ -46,10 +47,11 @@ _U_VARH = const(0x20)
 # Reading's whole text pool).
 _PASS_MAX = const(192)
 
-# Unit names after "*", lower-cased, once a k (10**3), M (10**6) or G (10**9) prefix is
-# taken off, and their DLMS codes. Matching is case-insensitive: kvar, kVAr, kVar all work.
-_UNIT_NAMES = (b"w", b"wh", b"v", b"a", b"var", b"varh", b"va", b"vah", b"hz", b"s", b"m3", b"j")
-_UNIT_CODES = b"\x1b\x1e\x23\x21\x1d\x20\x1c\x1f\x2c\x07\x0d\x19"
+# Unit names after "*", lower-cased, once a k (10**3) or M (10**6) prefix is taken off, and
+# their DLMS codes. Matching is case-insensitive: kvar, kVAr, kVar all work. Other units
+# (GJ of heat meters, ...) keep the value as sent, with unit code U_NONE.
+_UNIT_NAMES = (b"w", b"wh", b"v", b"a", b"var", b"varh", b"va", b"vah", b"hz", b"s", b"m3")
+_UNIT_CODES = b"\x1b\x1e\x23\x21\x1d\x20\x1c\x1f\x2c\x07\x0d"
 
 # Exponent of a table slot's value when the meter sends no unit: the P1 standard units are
 # kW, kvar, kWh, kvarh (10**3 of the base unit), V, A, Hz (protocols.md 1.4).
@@ -257,8 +259,6 @@ def _unit(buf, s, e):
             x = 3
         elif c == 0x4D:  # M
             x = 6
-        elif c == 0x47:  # G
-            x = 9
         if x:
             s += 1
             n -= 1
@@ -286,13 +286,16 @@ def _line(buf, p, lim, rd):
     if g[_N] == 0:
         return e
     slot = lookup(o[0], o[1], o[2], o[3], o[4])
-    if slot == _CLOCK:  # anything but "YYMMDDhhmmssX" is kept as text
-        if g[_N] != 1 or not _clock(buf, g[_FS], g[_FE], rd):
+    if slot == _CLOCK:  # a date-time we cannot read is kept as text
+        if g[_N] == 1 and _clock(buf, g[_FS], g[_FE], rd):
+            rd.tag_obis(_NTEXT, o[0], o[1], o[2], o[3], o[4])
+        else:
             _text(buf, rd, o)
         g[_DONE] += 1
         return e
     if slot >= _TEXT_BASE:  # meter id, meter type, list id: the first group as sent
-        rd.set_text(slot, buf, g[_FS], g[_FE] - g[_FS])
+        rd.put_text(slot, o[0], o[1], o[2], o[3], o[4], buf, g[_FS], g[_FE] - g[_FS],
+                    text_rank(o[0], o[2], o[3], o[4]))
         g[_DONE] += 1
         return e
     if g[_REF] >= 0 and _isref(buf, g[_REF], e):  # a log or profile: kept as text
@@ -384,18 +387,31 @@ def _cont(buf, p, lim, rd):
 
 
 def _clock(buf, s, e, rd):
-    # "YYMMDDhhmmssX" in buf[s:e], X = W (normal time) or S (summer time).
-    if e - s != 13:
+    # "YYMMDDhhmmssX" in buf[s:e], X = W (normal time) or S (summer time); or
+    # "YYYYMMDD hh:mm:ss" (NES meters, Denmark), which states no season.
+    n = e - s
+    if n == 13:
+        x = buf[s + 12]
+        if (x != 0x57 and x != 0x53) or not _digits(buf, s, s + 12):
+            return False
+        rd.set_clock(2000 + _d2(buf, s), _d2(buf, s + 2), _d2(buf, s + 4), _d2(buf, s + 6),
+                     _d2(buf, s + 8), _d2(buf, s + 10), -0x8000, 0x80 if x == 0x53 else 0)
+        return True
+    if n != 17 or buf[s + 8] != 0x20 or buf[s + 11] != 0x3A or buf[s + 14] != 0x3A:
         return False
-    x = buf[s + 12]
-    if x != 0x57 and x != 0x53:
+    if not (_digits(buf, s, s + 8) and _digits(buf, s + 9, s + 11)
+            and _digits(buf, s + 12, s + 14) and _digits(buf, s + 15, s + 17)):
         return False
-    for i in range(s, s + 12):
+    rd.set_clock(_d2(buf, s) * 100 + _d2(buf, s + 2), _d2(buf, s + 4), _d2(buf, s + 6),
+                 _d2(buf, s + 9), _d2(buf, s + 12), _d2(buf, s + 15), -0x8000, 0)
+    return True
+
+
+def _digits(buf, s, e):
+    for i in range(s, e):
         c = buf[i]
         if c < 0x30 or c > 0x39:
             return False
-    rd.set_clock(2000 + _d2(buf, s), _d2(buf, s + 2), _d2(buf, s + 4), _d2(buf, s + 6),
-                 _d2(buf, s + 8), _d2(buf, s + 10), -0x8000, 0x80 if x == 0x53 else 0)
     return True
 
 
