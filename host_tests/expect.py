@@ -111,6 +111,8 @@ def clock_fields(text):
         g = [int(t[i:i + 2]) for i in range(0, 12, 2)]
         return (2000 + g[0], g[1], g[2], g[3], g[4], g[5])
     g = digits_groups(t)
+    if g and g[0] > 10**7:  # YYYYMMDD hh:mm:ss
+        g = [g[0] // 10000, g[0] // 100 % 100, g[0] % 100] + g[1:]
     if len(g) < 6:
         return None
     if "/" in t:  # MM/DD/YY

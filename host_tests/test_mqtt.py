@@ -216,6 +216,15 @@ def test_broker_restart_backoff_and_resume(broker, tmp_path):
         assert d("=pub.reading(rd, FakeDec(), ticks_ms())") is True
         broker.kill()
         t0 = time.monotonic()
+        # publishing into the dead link (no poll in between): the first write may still
+        # "succeed", a later one fails (EPIPE/ECONNRESET); reading() returns False, never raises
+        d("oks = []\n"
+          "for _ in range(20):\n"
+          "    oks.append(pub.reading(rd, FakeDec(), ticks_ms()))\n"
+          "    if not pub.connected:\n"
+          "        break\n"
+          "    sleep_ms(20)")
+        assert d("=(pub.connected, oks[-1], pub.errors)") == [False, False, 1]
         assert d("=run(3300)") is False  # loss found, attempts at +1 s and +3 s refused
         assert d("=pub.reading(rd, FakeDec(), ticks_ms())") is False  # dropped, not queued
         assert d("=pub.dropped") == 1
@@ -385,7 +394,8 @@ def test_credentials_work_and_secrets_never_leak(tmp_path):
               "'meter_key': cfg['meter_key']}, ticks_ms())")
             d("run(400)")
             d("pub.close()")
-            time.sleep(0.3)
+            assert d("=(run(200), pub.connects)") == [False, 1]  # closed: no reconnect
+            time.sleep(0.1)
             msgs = col.snapshot()
             assert any(m.topic == STATE for m in msgs)
             assert col.last(STATUS).payload == b"offline"  # close() says goodbye
@@ -411,6 +421,9 @@ def test_poll_never_raises_without_broker_and_tls_params(tmp_path):
         d("run(1200)")
         assert d("=(pub.connected, pub.errors >= 1, RAISED)") == [False, True, []]
         assert d("=pub.reading(rd, FakeDec(), ticks_ms())") is False
+        # no broker configured: poll() is a no-op
+        d("np = Publisher(merged({}), 'han-n', log=log); np.poll(ticks_ms())")
+        assert d("=(np.connected, np.errors, np.client)") == [False, 0, None]
         # TLS: the factory gets an SSLContext (umqtt >= 1.6) and legacy ssl_params (older)
         d("seen = []\n"
           "def factory(*a):\n"

@@ -4,7 +4,9 @@
 import corpus
 from han import obis, status
 from han.crc import crc16_arc
-from han.p1 import decode_p1
+from han.p1 import P1
+
+decode_p1 = P1().decode  # one parser, as the decoder owns one
 from han.reading import Reading
 
 # Unit text as the telegrams write it -> (DLMS unit code, exponent to the base unit).
@@ -255,7 +257,8 @@ def test_constants_match_shared_modules():
     assert (obis.NUM_SLOTS, obis.TEXT_BASE, obis.METER_TYPE, obis.CLOCK) == (31, 64, 65, 80)
     assert obis.NUM_TEXTS == 3
     assert (status.OK, status.BAD_CRC, status.MALFORMED) == (0, 2, 7)
-    assert (obis.U_NONE, obis.U_W, obis.U_VAR, obis.U_WH, obis.U_VARH) == (0xFF, 0x1B, 0x1D, 0x1E, 0x20)
+    units = (obis.U_NONE, obis.U_W, obis.U_VAR, obis.U_WH, obis.U_VARH)
+    assert units == (0xFF, 0x1B, 0x1D, 0x1E, 0x20)
 
 
 def test_corpus_crc_verdicts():
@@ -517,7 +520,8 @@ def test_unit_variants():
     for i in want:
         assert rd.has(i) and rd.decimal(i) == want[i], (obis.NAMES[i], rd.decimal(i))
     # a table quantity with a unit that does not fit its slot goes to the passthrough
-    assert not rd.has(obis.REACTIVE_POWER_EXPORT_L1) and not rd.has(obis.REACTIVE_POWER_EXPORT_L1 + 1)
+    assert not rd.has(obis.REACTIVE_POWER_EXPORT_L1)
+    assert not rd.has(obis.REACTIVE_POWER_EXPORT_L1 + 1)
     pw = {
         "1-0:9.7.0": ("2500", 0x1C), "1-0:9.8.0": ("17000", 0x1F), "1-0:10.7.0": ("3", 0x1C),
         "0-1:24.2.1": ("123.45", 0x0D), "0-2:24.2.1": ("1.5", obis.U_NONE),
@@ -613,6 +617,9 @@ def test_header_and_meter_type():
     # a table line naming the meter type overrides the header
     st, rd = _decode(_tele(["0-0:96.1.7(Kaifa MA304H4E)", "1-0:1.7.0(1*kW)"]))
     assert rd.get_text(obis.METER_TYPE) == "Kaifa MA304H4E"
+    st, rd = _decode(_tele(["0-0:96.1.7()", "0-0:96.1.0()", "1-0:1.7.0(1*kW)"]))
+    assert rd.get_text(obis.METER_TYPE) == "TST5\\2TEST-1" and rd.get_text(obis.METER_ID) is None
+    assert rd.pass_text(_pass_entries(rd, "0-0:96.1.7")[0]) == ""
     long = "/" + "X" * 80
     st, rd = _decode(_tele(["1-0:1.7.0(1*kW)"], header=long))
     assert st == status.OK and rd.get_text(obis.METER_TYPE) == "X" * 48
@@ -647,6 +654,17 @@ def test_identifiers_stay_text():
         assert rd.seen[i] == 2 and rd.pass_text(i) == want, key
     i = _pass_entries(rd, "0-0:96.14.0")[0]  # tariff indicator: a number
     assert rd.seen[i] == 1 and rd.decimal(i) == "2"
+
+
+def test_meter_id_lines_all_kept():
+    # Several id lines: obis.text_rank picks the one in the slot, the rest is passthrough.
+    st, rd = _decode(_tele(["0-0:96.1.1(4D413330394D)", "0-0:96.1.0(3330303537373735)",
+                            "1-0:1.7.0(1*kW)", "0-0:42.0.0(LGZ1030655933512)"]))
+    assert st == status.OK
+    assert rd.get_text(obis.METER_ID) == "3330303537373735"
+    assert rd.text_obis_of(obis.METER_ID - obis.TEXT_BASE) == "0-0:96.1.0"
+    assert rd.pass_text(_pass_entries(rd, "0-0:96.1.1")[0]) == "4D413330394D"
+    assert rd.pass_text(_pass_entries(rd, "0-0:42.0.0")[0]) == "LGZ1030655933512"
 
 
 def test_f_group_forms_and_duplicates():
@@ -701,7 +719,8 @@ def test_gas_continuation_only_when_announced():
     st, rd = _decode(_tele(["0-0:99.1.0(1)(1-0:1.8.0)(kWh)", "(1.5*MWh)"]))
     assert rd.decimal(obis.ACTIVE_ENERGY_IMPORT) == "1500000"
     st, rd = _decode(_tele(["0-0:99.1.0(1)(1-0:1.8.0)(m3)", "(7)"]))  # not energy
-    assert not rd.has(obis.ACTIVE_ENERGY_IMPORT) and rd.decimal(_pass_entries(rd, "1-0:1.8.0")[0]) == "7"
+    assert not rd.has(obis.ACTIVE_ENERGY_IMPORT)
+    assert rd.decimal(_pass_entries(rd, "1-0:1.8.0")[0]) == "7"
 
 
 def test_passthrough_full():

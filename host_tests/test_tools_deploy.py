@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+import build
 import deploy
 from conftest import MICROPYTHON, ROOT
 
@@ -19,8 +20,7 @@ pytestmark = pytest.mark.skipif(not os.path.exists("/usr/bin/socat")
                                 reason="socat is not installed")
 
 
-@pytest.fixture
-def unix_device(tmp_path):
+def start_unix_device(tmp_path, env=None):
     # The unix port's REPL on a pty; its cwd (the "device filesystem") is tmp_path/fs.
     fs = tmp_path / "fs"
     fs.mkdir()
@@ -28,17 +28,28 @@ def unix_device(tmp_path):
     proc = subprocess.Popen(
         ["socat", "pty,link=%s,raw,echo=0" % link,
          "EXEC:%s,pty,raw,echo=0,stderr" % MICROPYTHON],
-        cwd=str(fs), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=str(fs), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env)
     for _ in range(100):
         if os.path.exists(link):
             break
         time.sleep(0.05)
-    yield link, fs
+    return proc, link, fs
+
+
+def stop(proc):
     try:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         pass
     proc.wait(timeout=10)
+
+
+@pytest.fixture
+def unix_device(tmp_path):
+    proc, link, fs = start_unix_device(tmp_path)
+    yield link, fs
+    stop(proc)
 
 
 def make_deploy(port, *args):
@@ -148,3 +159,19 @@ def test_password_and_wifi_qr_text():
     t = deploy.wifi_qr_text("HAN-A1B2", "pa;ss")
     assert t.startswith("WIFI:") and "S:HAN-A1B2;" in t and "pa\\;ss" in t
     assert deploy.parse_sha256sum("sha256sum :a\n" + "ab" * 32 + "\n") == {"a": "ab" * 32}
+
+
+def test_frozen_image_gets_only_profile_and_config(tmp_path):
+    # A "frozen" application: the host build on MICROPYPATH stands in for the frozen modules.
+    frozen, _ = build.build("host", out=str(tmp_path / "frozen"), quiet=True)
+    env = dict(os.environ, MICROPYPATH=".frozen:" + frozen)
+    proc, port, fs = start_unix_device(tmp_path, env)
+    try:
+        (fs / "app").mkdir()
+        (fs / "app" / "config.py").write_text("raise ImportError('shadow')\n")
+        r = make_deploy(port, "FROZEN=1", "SETTINGS=%s" % (tmp_path / "none.json"))
+        assert r.returncode == 0, r.stderr + r.stdout
+        assert sorted(os.listdir(fs)) == ["board.json", "config.json"]
+        assert "device imports" in r.stdout and "setup network: HAN-" in r.stdout
+    finally:
+        stop(proc)

@@ -4,8 +4,9 @@
 #
 #   make build    BOARD=<board>                     build/<board>/: .mpy files + main.py, boot.py, board.json
 #   make flash    BOARD=<board> PORT=<serial port> FIRMWARE=<MicroPython .bin or a folder of them>
-#                 [BAUD=460800] [DRY_RUN=1]         erase, write the image, then deploy
+#                 [BAUD=460800] [DRY_RUN=1] [FROZEN=1]  erase, write the image, then deploy
 #   make deploy   BOARD=<board> PORT=<port> [RESET_CONFIG=1] [SETTINGS=settings.local.json]
+#                 [FROZEN=1: the device runs a make-firmware image; copy only board.json + config]
 #   make firmware BOARD=<board> MICROPY_DIR=<micropython checkout>   (needs ESP-IDF; not run in CI)
 #   make boards                                     list the board profiles
 #   make docs-hw                                    regenerate schematics and the pin table
@@ -15,6 +16,7 @@ FIRMWARE ?=
 BAUD ?= 460800
 DRY_RUN ?=
 RESET_CONFIG ?=
+FROZEN ?=
 SETTINGS ?= settings.local.json
 MICROPY_DIR ?=
 IDF_PATH ?=
@@ -35,10 +37,10 @@ build-all: $(STAMP)
 	$(PY) tools/build.py --all
 
 flash: $(STAMP) _need-board
-	@DRY_RUN="$(DRY_RUN)" $(PY) tools/flash.py $(BOARD) --port "$(PORT)" --firmware "$(FIRMWARE)" --baud $(BAUD)
+	@DRY_RUN="$(DRY_RUN)" FROZEN="$(FROZEN)" $(PY) tools/flash.py $(BOARD) --port "$(PORT)" --firmware "$(FIRMWARE)" --baud $(BAUD)
 
 deploy: $(STAMP) _need-board
-	@RESET_CONFIG="$(RESET_CONFIG)" $(PY) tools/deploy.py $(BOARD) --port "$(PORT)" --settings "$(SETTINGS)"
+	@RESET_CONFIG="$(RESET_CONFIG)" FROZEN="$(FROZEN)" $(PY) tools/deploy.py $(BOARD) --port "$(PORT)" --settings "$(SETTINGS)"
 
 # The application frozen into a MicroPython image. Needs a micropython checkout and ESP-IDF
 # (v5.3 to v5.5); CI never runs this, the tests check the manifest's inputs only.
@@ -56,7 +58,7 @@ firmware: $(STAMP) _need-board
 	$(MAKE) -C "$(MICROPY_DIR)/ports/esp32" BOARD=$$($(PY) -c "import json; print(json.load(open('boards/$(BOARD).json'))['firmware_image'].split('-<')[0])") \
 	    BUILD=build-han-$(BOARD) FROZEN_MANIFEST="$(abspath boards/$(BOARD)/manifest.py)"
 	@echo "image: $(MICROPY_DIR)/ports/esp32/build-han-$(BOARD)/firmware.bin"
-	@echo "flash it: make flash BOARD=$(BOARD) PORT=<port> FIRMWARE=$(MICROPY_DIR)/ports/esp32/build-han-$(BOARD)/firmware.bin"
+	@echo "flash it: make flash BOARD=$(BOARD) PORT=<port> FROZEN=1 FIRMWARE=$(MICROPY_DIR)/ports/esp32/build-han-$(BOARD)/firmware.bin"
 
 docs-hw: $(STAMP)
 	$(PY) docs/schematics/draw.py

@@ -9,6 +9,7 @@
 #   6. the setup network's name (HAN-XXXX from the device's MAC) and password, with a QR code
 #
 #   python3 tools/deploy.py BOARD --port PORT [--settings FILE] [--reset-config] [--no-build]
+#                           [--config-only]   (FROZEN=1: the image has the application frozen in)
 # PORT is anything mpremote connects to: /dev/ttyUSB0, a pty path, socket://host:port, ...
 import argparse
 import hashlib
@@ -126,6 +127,11 @@ for d in %r:
 for p in %r:
     try:
         os.remove(p)
+    except OSError:
+        pass
+for d in %r:
+    try:
+        os.rmdir(d)
     except OSError:
         pass
 print(%r + "null")
@@ -272,7 +278,10 @@ def check_modules(files):
 
 
 def deploy(board_name, port, settings_path=None, reset_config=False, do_build=True,
-           mpremote=None, verbose=False):
+           mpremote=None, verbose=False, config_only=False):
+    # config_only: for an image with the application frozen in (make firmware): copy only
+    # board.json and the configuration, and remove app/ and han/ copies that would shadow
+    # the frozen modules.
     board = build.load_board(board_name)
     host = board.get("chip") == "host"
     settings = load_settings(settings_path)
@@ -282,7 +291,8 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
         build.build(board_name, quiet=True)
     if not os.path.isdir(out):
         raise DeployError("nothing built in %s: run make build BOARD=%s" % (out, board_name))
-    files = local_files(out)
+    built = local_files(out)
+    files = {"board.json": built["board.json"]} if config_only else built
     dev = Device(port, resume=host, mpremote=mpremote, verbose=verbose)
 
     roots = [r for r in files if "/" not in r]
@@ -292,7 +302,11 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
         for n in names or ():
             if "%s/%s" % (pkg, n) not in files:
                 stale.append("%s/%s" % (pkg, n))
-    dev.exec(PREPARE % (PACKAGES, stale, MARK))
+    # a frozen image's packages must not be shadowed, not even by an empty folder
+    if config_only:
+        dev.exec(PREPARE % ((), stale, PACKAGES, MARK))
+    else:
+        dev.exec(PREPARE % (PACKAGES, stale, (), MARK))
     if stale:
         print("removed from the device (not in this build): " + ", ".join(stale))
 
@@ -330,7 +344,7 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
         len([c for c in copied if c in files]), len(files), total, port,
         ", wrote a first " + CONFIG_FILE if wrote_config else ""))
 
-    chk = dev.exec(CHECK % (check_modules(files), MARK))
+    chk = dev.exec(CHECK % (check_modules(built), MARK))
     if chk["failed"]:
         raise DeployError("modules the device cannot import: " + "; ".join(
             "%s (%s)" % kv for kv in sorted(chk["failed"].items())))
@@ -374,6 +388,9 @@ def main(argv=None):
     ap.add_argument("--reset-config", action="store_true",
                     default=env("RESET_CONFIG", "") not in ("", "0"))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--config-only", action="store_true",
+                    default=env("FROZEN", "") not in ("", "0"),
+                    help="the device runs an image with the application frozen in")
     ap.add_argument("-v", "--verbose", action="store_true")
     a = ap.parse_args(argv)
     if not a.port:
@@ -381,7 +398,8 @@ def main(argv=None):
               "PORT=socket://127.0.0.1:17777", file=sys.stderr)
         return 2
     try:
-        deploy(a.board, a.port, a.settings, a.reset_config, not a.no_build, verbose=a.verbose)
+        deploy(a.board, a.port, a.settings, a.reset_config, not a.no_build, verbose=a.verbose,
+               config_only=a.config_only)
     except (DeployError, build.BuildError) as e:
         print("deploy: " + str(e), file=sys.stderr)
         return 1

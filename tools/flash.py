@@ -6,7 +6,8 @@
 # The chip and offset come from boards/<board>.json. --dry-run prints the command lines and
 # runs nothing (the image and port are still checked, so the error messages can be tested).
 #
-#   python3 tools/flash.py BOARD --port PORT --firmware IMAGE|DIR [--baud N] [--no-deploy] [--dry-run]
+#   python3 tools/flash.py BOARD --port PORT --firmware IMAGE|DIR [--baud N] [--no-deploy]
+#                          [--frozen] [--dry-run]
 import argparse
 import glob
 import os
@@ -84,14 +85,15 @@ def check_port(board, port, dry_run):
                          "`python3 -m serial.tools.list_ports` lists the ports)" % port)
 
 
-def commands(board, port, image, baud=460800, deploy=True, esptool="esptool", python=None):
+def commands(board, port, image, baud=460800, deploy=True, esptool="esptool", python=None,
+             frozen=False):
     chip = board["chip"]
     cmds = [[esptool, "--chip", chip, "--port", port, "erase-flash"],
             [esptool, "--chip", chip, "--port", port, "--baud", str(baud), "write-flash",
              board["flash_offset"], image]]
     if deploy:
         cmds.append([python or sys.executable, os.path.join(build.ROOT, "tools", "deploy.py"),
-                     board["name"], "--port", port])
+                     board["name"], "--port", port] + (["--config-only"] if frozen else []))
     return cmds
 
 
@@ -112,6 +114,9 @@ def main(argv=None):
     ap.add_argument("--firmware", default=os.environ.get("FIRMWARE", ""))
     ap.add_argument("--baud", type=int, default=460800)
     ap.add_argument("--no-deploy", action="store_true")
+    ap.add_argument("--frozen", action="store_true",
+                    default=os.environ.get("FROZEN", "") not in ("", "0"),
+                    help="the image has the application frozen in: deploy only the configuration")
     ap.add_argument("--dry-run", action="store_true",
                     default=os.environ.get("DRY_RUN", "") not in ("", "0"))
     a = ap.parse_args(argv)
@@ -138,7 +143,7 @@ def main(argv=None):
             print("flash: " + p, file=sys.stderr)
         return 2
     esptool = build.venv_tool("esptool")
-    cmds = commands(board, a.port, image, a.baud, not a.no_deploy, esptool)
+    cmds = commands(board, a.port, image, a.baud, not a.no_deploy, esptool, frozen=a.frozen)
     for i, cmd in enumerate(cmds):
         print(("would run: " if a.dry_run else "+ ") + shlex.join(cmd), flush=True)
         if a.dry_run:

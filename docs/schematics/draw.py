@@ -14,7 +14,8 @@
 #   opto NAME X Y "label"                 8 x 6 box: pins a, k (left), c, e (right)
 #   npn NAME X Y "label"                  pins b (X,Y), c (X+3,Y-3), e (X+3,Y+3)
 #   conn NAME X Y "title" "1:name" ...    pins numbered, 2 units apart, on the right edge
-#   ic NAME X Y W "title" left="A,B" right="C,D"   pins by name, 2 units apart
+#   ic NAME X Y W "title" left="A,B:label" right="C,D"   pins by name (optionally
+#                                         name:label), 2 units apart; an empty name skips a row
 #   gnd X Y ["label"]   supply X Y "label"   dot X Y   text X Y "text" [start|middle|end]
 #   note X Y "text"     (small grey text)    box X Y W H "title"  (dashed region)
 #   wire P P ...  P = X,Y or NAME.PIN; a "|" before a point routes vertical-first to it
@@ -51,18 +52,18 @@ class Sheet:
         self.body.append('<%s points="%s" fill="%s"/>' % (
             tag, " ".join("%s,%s" % (fmt(x), fmt(y)) for x, y in pts), fill))
 
-    def rect(self, x, y, w, h, extra=""):
-        self.body.append('<rect x="%s" y="%s" width="%s" height="%s" fill="white"%s/>'
-                         % (fmt(x), fmt(y), fmt(w), fmt(h), extra))
+    def rect(self, x, y, w, h, extra="", fill="white"):
+        self.body.append('<rect x="%s" y="%s" width="%s" height="%s" fill="%s"%s/>'
+                         % (fmt(x), fmt(y), fmt(w), fmt(h), fill, extra))
 
     def circle(self, x, y, r, fill="none"):
         self.body.append('<circle cx="%s" cy="%s" r="%s" fill="%s"/>'
                          % (fmt(x), fmt(y), fmt(r), fill))
 
-    def text(self, x, y, s, anchor="start", size=11, extra=""):
+    def text(self, x, y, s, anchor="start", size=11, fill="black"):
         s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
         self.body.append('<text x="%s" y="%s" font-size="%d" text-anchor="%s" stroke="none" '
-                         'fill="black"%s>%s</text>' % (fmt(x), fmt(y), size, anchor, extra, s))
+                         'fill="%s">%s</text>' % (fmt(x), fmt(y), size, anchor, fill, s))
 
     def pin(self, part, name, x, y):
         self.pins["%s.%s" % (part, name)] = (x, y)
@@ -195,12 +196,14 @@ class Sheet:
         self.text(x + w / 2, y - 0.6, name + " " + title, "middle")
         for i, p in enumerate(left):
             if p:
-                self.pin(name, p, x, y + 1 + 2 * i)
-                self.text(x + 0.5, y + 1.4 + 2 * i, p, "start", 10)
+                key, _, label = p.partition(":")
+                self.pin(name, key, x, y + 1 + 2 * i)
+                self.text(x + 0.5, y + 1.4 + 2 * i, label or key, "start", 10)
         for i, p in enumerate(right):
             if p:
-                self.pin(name, p, x + w, y + 1 + 2 * i)
-                self.text(x + w - 0.5, y + 1.4 + 2 * i, p, "end", 10)
+                key, _, label = p.partition(":")
+                self.pin(name, key, x + w, y + 1 + 2 * i)
+                self.text(x + w - 0.5, y + 1.4 + 2 * i, label or key, "end", 10)
 
     def gnd(self, x, y, label=""):
         self.line(x, y, x, y + 1)
@@ -294,12 +297,11 @@ def parse(text):
             elif cmd == "text":
                 sh.text(float(a[0]), float(a[1]), a[2], a[3] if len(a) > 3 else "start")
             elif cmd == "note":
-                sh.text(float(a[0]), float(a[1]), a[2], "start", 10, ' fill-opacity="0.75"')
+                sh.text(float(a[0]), float(a[1]), a[2], "start", 10, "#333")
             elif cmd == "box":
                 sh.rect(float(a[0]), float(a[1]), float(a[2]), float(a[3]),
-                        ' stroke="#888" stroke-dasharray="6 4" fill-opacity="0"')
-                sh.text(float(a[0]) + 0.5, float(a[1]) + 1.3, a[4], "start", 10,
-                        ' fill="#555"')
+                        ' stroke="#888" stroke-dasharray="6 4"', fill="none")
+                sh.text(float(a[0]) + 0.5, float(a[1]) + 1.3, a[4], "start", 10, "#555")
             elif cmd == "wire":
                 sh.wire(a)
             else:

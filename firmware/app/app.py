@@ -77,6 +77,7 @@ class App:
                            kamstrup_wh=cfg.get("meter_kamstrup_energy") == "wh")
         self.chunk = bytearray(chunk)
         self.running = False
+        self.started = False
         self.result = STOP
         t = clock.ticks_ms()
         self.t_boot = t
@@ -114,11 +115,14 @@ class App:
 
     def run(self, max_ms=None):
         c = self.clock
+        # max_ms: return after that long, leaving everything as it is (tests run in slices)
         self.running = True
-        self.detect.start(c.ticks_ms(), self.dec.counters)
-        if self.portal_wanted:
-            self._portal_start(self.portal_wanted if isinstance(self.portal_wanted, str)
-                               else "requested")
+        if not self.started:
+            self.started = True
+            self.detect.start(c.ticks_ms(), self.dec.counters)
+            if self.portal_wanted:
+                self._portal_start(self.portal_wanted if isinstance(self.portal_wanted, str)
+                                   else "requested")
         t_end = c.ticks_add(c.ticks_ms(), max_ms) if max_ms else None
         try:
             while self.running:
@@ -128,11 +132,13 @@ class App:
                 if dt > self.max_loop_ms:
                     self.max_loop_ms = dt
                 if t_end is not None and c.ticks_diff(t0, t_end) >= 0:
-                    break
+                    return None
                 if not got:
                     self._idle_wait(t0)
-        finally:  # also on Ctrl-C: the publisher says goodbye (availability offline)
+        except BaseException:  # also Ctrl-C: the publisher says goodbye (availability offline)
             self._shutdown()
+            raise
+        self._shutdown()
         return self.result
 
     def stop(self, result=STOP):
@@ -310,8 +316,8 @@ class App:
         d = {
             "version": VERSION,
             "uptime_s": c.ticks_diff(now, self.t_boot) // 1000,
-            "free_heap": gc.mem_free(),
-            "heap_used": gc.mem_alloc(),
+            "free_heap": _gc("mem_free"),
+            "heap_used": _gc("mem_alloc"),
             "rssi": self.net.rssi(),
             "ip": self.net.ip(),
             "counters": counters,
@@ -338,7 +344,7 @@ class App:
                       cn["frames_ok"], cn["bad_crc"], cn["truncated"], cn["decrypt_failed"],
                       d["last_frame_age_s"], d["serial"]["format"], d["serial"]["detect"],
                       "up" if self.pub is not None and self.pub.connected else "down",
-                      d["free_heap"])
+                      d["free_heap"] or 0)
         if self.pub is not None:
             self.pub.diagnostics(d, now)
 
@@ -350,6 +356,11 @@ class App:
                 self.pub.close()
             except Exception as e:
                 self.log.exc(e, "mqtt: close")
+
+
+def _gc(name):
+    f = getattr(gc, name, None)  # MicroPython only (CPython host tests: None)
+    return f() if f is not None else None
 
 
 def write_json(path, obj):

@@ -267,6 +267,8 @@ class HttpServer:
 
     def _respond_error(self, c, status):
         self.stats["refused"] += 1
+        if self.log:
+            self.log("portal: refused a request (%d)" % status)
         body = ("%d %s\n" % (status, REASONS.get(status, ""))).encode()
         self._start_write(c, status, "text/plain; charset=utf-8", body, "", False)
 

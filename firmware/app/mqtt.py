@@ -1,15 +1,21 @@
 # The device's MQTT side: state, per-value, raw and diagnostics topics, availability with a
 # last will, Home Assistant discovery, and a umqtt.simple client kept alive by poll().
+# Topics and payloads: docs/mqtt.md.
 #
-#   pub = Publisher(cfg, "han-a1b2c3")
-#   loop: pub.poll(now_ms); on a decoded reading pub.reading(rd, dec, now_ms);
-#         now and then pub.diagnostics({...}, now_ms)
+#   pub = Publisher(cfg, "han-a1b2c3", client_factory=None, log=log.info, model=board.title)
+#   loop:   pub.poll(now_ms)                      # upkeep: connect, ping, drain, announce
+#   frame:  pub.reading(rd, dec, now_ms)          # -> True if the state went out
+#   60 s:   pub.diagnostics(d, now_ms)            # -> True if it went out
+#   Wi-Fi:  pub.set_ip(ip)                        # configuration_url in discovery
+#   end:    pub.close()                           # "offline", disconnect, no more reconnects
+#   pub.connected, .connects, .reconnects, .errors, .dropped, .published, .last_error
 #
 # Nothing here raises to the caller and nothing blocks for long: one connect attempt per poll
 # (socket timeout CONNECT_TIMEOUT s), exponential backoff 1 s .. 60 s between attempts, every
-# socket operation bounded by IO_TIMEOUT s. While disconnected, readings are dropped (counted),
-# never queued. Topics are bytes (umqtt takes lengths from len()). Secrets (cfg SECRETS) never
-# reach a payload or a log line: the password goes only into the CONNECT packet.
+# later socket operation bounded by IO_TIMEOUT s. While disconnected, readings are dropped
+# (counted), never queued. Topics are bytes (umqtt takes lengths from len()). Secrets (cfg
+# SECRETS) never reach a payload or a log line: the password goes only into the CONNECT packet.
+# log: a callable taking one preformatted line, or an object with info()/warn() (app.log).
 import json
 
 from app import discovery
@@ -180,6 +186,7 @@ class Publisher:
         self._t0 = None  # ticks of the first poll/reading (for ID_WAIT_MS)
         self._dev = None  # current device block (None until the identity is settled)
         self._origin = None
+        self.closed = False
 
     # ---- public API ----
 
@@ -256,7 +263,9 @@ class Publisher:
                 self._dev = None  # rebuilt (and everything re-announced) on the next poll
 
     def close(self):
-        # Graceful: "offline" now (the broker drops the will on a clean DISCONNECT).
+        # Graceful and final: "offline" now (the broker drops the will on a clean DISCONNECT);
+        # poll() does not reconnect afterwards.
+        self.closed = True
         c = self.client
         if c is not None and self.connected:
             try:
@@ -271,7 +280,7 @@ class Publisher:
     def _upkeep(self, now):
         if self._t0 is None:
             self._t0 = now
-        if not self.cfg.get("mqtt_host"):
+        if self.closed or not self.cfg.get("mqtt_host"):
             return
         self._settle_device(now)
         if not self.connected:

@@ -16,7 +16,7 @@ from array import array
 from han import status
 from han.crc import crc16_x25
 from han.dlms import Dlms
-from han.p1 import decode_p1
+from han.p1 import P1
 from han.reading import FMT_APDU, FMT_HDLC, FMT_MBUS, FMT_P1
 from han.scaling import make_of
 from han.status import (C_BAD_CRC, C_BYTES, C_DECRYPT, C_MALFORMED, C_OK, C_SKIPPED,
@@ -69,6 +69,7 @@ class Decoder:
         self.title = bytearray(8)  # system title of the last ciphered frame
         self.title_ok = False
         self.security = 0  # its security control byte
+        self.p1 = P1()
         self.dlms = Dlms(reading, kamstrup_wh, current_exp, voltage_exp, energy_exp)
         self.gcm = None
         self.set_keys(key, auth_key)
@@ -447,7 +448,7 @@ class Decoder:
         self._frame(FMT_P1, s, e)
         rd = self.rd
         rd.clear()
-        st = decode_p1(self.win, s, bang, e, rd)
+        st = self.p1.decode(self.win, s, bang, e, rd)
         rd.fmt = FMT_P1
         self._count(st)
 
@@ -567,7 +568,7 @@ class Decoder:
             q = bang + 1 if bang < e else e
             while q < e and q - bang <= 4 and _is_hex(buf[q]):
                 q += 1
-            return decode_p1(buf, s, bang, q, rd)
+            return self.p1.decode(buf, s, bang, q, rd)
         return DECRYPT_FAILED
 
 

@@ -13,8 +13,8 @@
 #                                     zero dropped); no digits = the meter sends no CRC
 #
 # Allocation-free on MicroPython: the buffer is walked by index, numbers go through
-# Reading.set_digits, and the results of the group scan sit in a module-level array (so
-# decode_p1 is not reentrant: one decoder per thread of control, as on the device).
+# Reading.set_digits, and the results of the group scan sit in the parser's own array,
+# made once: P1().decode(buf, start, bang, end, rd).
 from array import array
 
 from han.crc import crc16_arc
@@ -68,36 +68,195 @@ _NS = const(6)  # last group holding a number: start of the number (-1: none)
 _NE = const(7)  # ... end of the number ("*" or ")")
 _UE = const(8)  # ... end of its unit (the ")")
 _REF = const(9)  # last group holding ":" (an OBIS reference): index after "(" (-1: none)
-_ARM = const(10)  # 1: the line before announced a "(value)" line for _ref
+_ARM = const(10)  # 1: the line before announced a "(value)" line for self.ref
 _RU = const(11)  # unit of that value, as _unit() returns it
 _DONE = const(12)  # object lines decoded in this telegram
-_g = array("i", [0] * 13)
-_code = bytearray(5)  # A..E of the current line
-_ref = bytearray(5)  # A..E of the OBIS reference in a profile line
 
 
-def decode_p1(buf, start, bang, end, rd):
-    # buf[start] is "/", buf[bang] the "!" (bang == end when the text has none), CRC digits
-    # in buf[bang+1:end]. Fills rd (cleared by the caller); returns a han.status code.
-    if bang < end and buf[bang] == 0x21 and not _crc_ok(buf, start, bang, end):
-        return _BAD_CRC
-    g = _g
-    g[_ARM] = 0
-    g[_DONE] = 0
-    p = _eol(buf, start + 1, bang)  # the header line, "/" left out
-    if p > start + 1:
-        rd.set_text(_METER_TYPE, buf, start + 1, p - start - 1)
-    while p < bang:
-        ch = buf[p]
-        if 0x30 <= ch <= 0x39:
-            p = _line(buf, p, bang, rd)
-        elif ch == 0x28:  # "(": a value on its own line
-            p = _cont(buf, p, bang, rd)
-        elif ch == 0x0D or ch == 0x0A or ch == 0x20 or ch == 0x09 or ch == 0:
+class P1:
+    def __init__(self):
+        self.g = array("i", [0] * 13)  # group scan results and line state (_N .. _DONE)
+        self.code = bytearray(5)  # A..E of the current line
+        self.ref = bytearray(5)  # A..E of the OBIS reference in a profile line
+
+    def decode(self, buf, start, bang, end, rd):
+        # buf[start] is "/", buf[bang] the "!" (bang == end when the text has none), CRC digits
+        # in buf[bang+1:end]. Fills rd (cleared by the caller); returns a han.status code.
+        if bang < end and buf[bang] == 0x21 and not _crc_ok(buf, start, bang, end):
+            return _BAD_CRC
+        g = self.g
+        g[_ARM] = 0
+        g[_DONE] = 0
+        p = _eol(buf, start + 1, bang)  # the header line, "/" left out
+        if p > start + 1:
+            rd.set_text(_METER_TYPE, buf, start + 1, p - start - 1)
+        while p < bang:
+            ch = buf[p]
+            if 0x30 <= ch <= 0x39:
+                p = self._line(buf, p, bang, rd)
+            elif ch == 0x28:  # "(": a value on its own line
+                p = self._cont(buf, p, bang, rd)
+            elif ch == 0x0D or ch == 0x0A or ch == 0x20 or ch == 0x09 or ch == 0:
+                p += 1
+            else:  # not an object line: skip it
+                p = _eol(buf, p, bang)
+        return _OK if g[_DONE] else _MALFORMED
+
+    def _groups(self, buf, p, lim):
+        # "(..)(..)..." from p to the end of the line (CR, LF or lim), nested parentheses as in
+        # "((ER11))" included; notes in self.g where the groups, the last number and a reference are.
+        # Returns the index of the end of the line.
+        n = 0
+        depth = 0
+        s = 0
+        ls = -1
+        ps = -1
+        fs = fe = le = 0
+        ns = ne = ue = ref = -1
+        while p < lim:
+            c = buf[p]
+            if c > 0x29 and c != 0x3A:  # the common case: a plain value character
+                p += 1
+                continue
+            if c == 0x28:  # "("
+                if depth == 0:
+                    s = p + 1
+                depth += 1
+            elif c == 0x29:  # ")"
+                if depth == 1:
+                    if n == 0:
+                        fs = s
+                        fe = p
+                    n += 1
+                    ps = ls
+                    ls = s
+                    le = p
+                    k = _numeric(buf, s, p)
+                    if k >= 0:
+                        ns = s
+                        ne = k
+                        ue = p
+                if depth:
+                    depth -= 1
+            elif c == 0x3A:  # ":" inside a group: an OBIS reference
+                if depth == 1:
+                    ref = s
+            elif c == 0x0D or c == 0x0A:
+                break
             p += 1
-        else:  # not an object line: skip it
-            p = _eol(buf, p, bang)
-    return _OK if g[_DONE] else _MALFORMED
+        g = self.g
+        g[_N] = n
+        g[_FS] = fs
+        g[_FE] = fe
+        g[_LS] = ls
+        g[_LE] = le
+        g[_PS] = ps
+        g[_NS] = ns
+        g[_NE] = ne
+        g[_UE] = ue
+        g[_REF] = ref
+        return p
+
+    def _line(self, buf, p, lim, rd):
+        # One object line at p (a digit). Returns the index of its end of line.
+        o = self.code
+        q = _obis(buf, p, lim, o)
+        if q < 0 or q >= lim or buf[q] != 0x28:
+            return _eol(buf, p, lim)
+        e = self._groups(buf, q, lim)
+        g = self.g
+        g[_ARM] = 0
+        if g[_N] == 0:
+            return e
+        slot = lookup(o[0], o[1], o[2], o[3], o[4])
+        if slot == _CLOCK:  # a date-time we cannot read is kept as text
+            if g[_N] == 1 and _clock(buf, g[_FS], g[_FE], rd):
+                rd.tag_obis(_NTEXT, o[0], o[1], o[2], o[3], o[4])
+            else:
+                self._text(buf, rd, o)
+            g[_DONE] += 1
+            return e
+        if slot >= _TEXT_BASE:  # meter id, meter type, list id: the first group as sent
+            if g[_FE] > g[_FS]:
+                rd.put_text(slot, o[0], o[1], o[2], o[3], o[4], buf, g[_FS], g[_FE] - g[_FS],
+                            text_rank(o[0], o[2], o[3], o[4]))
+            else:  # "()": no id; the header's meter type stays
+                self._text(buf, rd, o)
+            g[_DONE] += 1
+            return e
+        if g[_REF] >= 0 and self._isref(buf, g[_REF], e):  # a log or profile: kept as text
+            self._profile(buf, rd)
+        elif g[_NS] >= 0 and (slot >= 0 or not _is_id(o)):
+            self._number(buf, rd, o, slot, _U_NONE)
+        else:
+            self._text(buf, rd, o)
+        g[_DONE] += 1
+        return e
+
+    def _number(self, buf, rd, o, slot, dflt):
+        # The last numeric group of the line into slot (or the passthrough when slot < 0 or the
+        # unit does not fit the slot). dflt: the unit when the value has none (U_NONE: unknown;
+        # a table slot then takes its P1 standard unit, e.g. kvar for "1-0:3.7.0(00.000)").
+        g = self.g
+        ne = g[_NE]
+        ue = g[_UE]
+        u = _unit(buf, ne + 1, ue) if ne < ue else dflt
+        if slot >= 0:
+            if ne >= ue and u == _U_NONE:
+                u = (_DEF_EXP[slot] << 8) | UNITS[slot]
+            elif (u & 0xFF) != UNITS[slot]:
+                slot = -1
+        i = rd.entry(slot, o[0], o[1], o[2], o[3], o[4], u & 0xFF)
+        if i >= 0:
+            rd.set_digits(i, buf, g[_NS], ne, u >> 8)
+
+    def _text(self, buf, rd, o):
+        # The line's value as text in the passthrough: the group's content, or all groups
+        # "(..)(..)" as sent when there are several.
+        g = self.g
+        if g[_N] == 1:
+            s = g[_FS]
+            n = g[_FE] - s
+        else:
+            s = g[_FS] - 1
+            n = g[_LE] + 1 - s
+        if n > _PASS_MAX:
+            n = _PASS_MAX
+        i = rd.entry(-1, o[0], o[1], o[2], o[3], o[4], _U_NONE)
+        if i >= 0:
+            rd.set_pass_text(i, buf, s, n)
+
+    def _profile(self, buf, rd):
+        # A log or profile line (self.ref holds its last OBIS reference) goes to the passthrough as
+        # text. "...(0-1:24.2.1)(m3)" at its end (DSMR 2.2/3 gas) announces the value on the
+        # next line: remember that the code in self.ref and the unit apply to it.
+        g = self.g
+        self._text(buf, rd, self.code)
+        if g[_N] >= 2 and g[_PS] == g[_REF]:
+            u = _unit(buf, g[_LS], g[_LE])
+            if u != _U_NONE:
+                g[_RU] = u
+                g[_ARM] = 1
+
+    def _isref(self, buf, s, e):
+        # Does the group at s hold just an OBIS code ("(0-0:96.7.19)")? Parsed into self.ref.
+        q = _obis(buf, s, e, self.ref)
+        return 0 <= q < e and buf[q] == 0x29
+
+    def _cont(self, buf, p, lim, rd):
+        # "(value)" alone on a line: taken when the line before announced it (see _profile),
+        # with the code and unit given there; ignored otherwise.
+        e = self._groups(buf, p, lim)
+        g = self.g
+        if g[_ARM] and g[_N] == 1 and g[_NS] >= 0:
+            r = self.ref
+            slot = lookup(r[0], r[1], r[2], r[3], r[4])
+            if slot >= _NSLOT:
+                slot = -1
+            self._number(buf, rd, r, slot, g[_RU])
+            g[_DONE] += 1
+        g[_ARM] = 0
+        return e
 
 
 def _crc_ok(buf, start, bang, end):
@@ -166,62 +325,6 @@ def _obis(buf, p, lim, o):
         p += 1
 
 
-def _groups(buf, p, lim):
-    # "(..)(..)..." from p to the end of the line (CR, LF or lim), nested parentheses as in
-    # "((ER11))" included; notes in _g where the groups, the last number and a reference are.
-    # Returns the index of the end of the line.
-    n = 0
-    depth = 0
-    s = 0
-    ls = -1
-    ps = -1
-    fs = fe = le = 0
-    ns = ne = ue = ref = -1
-    while p < lim:
-        c = buf[p]
-        if c > 0x29 and c != 0x3A:  # the common case: a plain value character
-            p += 1
-            continue
-        if c == 0x28:  # "("
-            if depth == 0:
-                s = p + 1
-            depth += 1
-        elif c == 0x29:  # ")"
-            if depth == 1:
-                if n == 0:
-                    fs = s
-                    fe = p
-                n += 1
-                ps = ls
-                ls = s
-                le = p
-                k = _numeric(buf, s, p)
-                if k >= 0:
-                    ns = s
-                    ne = k
-                    ue = p
-            if depth:
-                depth -= 1
-        elif c == 0x3A:  # ":" inside a group: an OBIS reference
-            if depth == 1:
-                ref = s
-        elif c == 0x0D or c == 0x0A:
-            break
-        p += 1
-    g = _g
-    g[_N] = n
-    g[_FS] = fs
-    g[_FE] = fe
-    g[_LS] = ls
-    g[_LE] = le
-    g[_PS] = ps
-    g[_NS] = ns
-    g[_NE] = ne
-    g[_UE] = ue
-    g[_REF] = ref
-    return p
-
-
 def _numeric(buf, s, e):
     # "[-]digits[.digits][*unit]" in buf[s:e] (1..19 digits, "." or ","): the index of the
     # "*" (or e); -1 when it is not a number.
@@ -274,116 +377,12 @@ def _unit(buf, s, e):
     return _U_NONE
 
 
-def _line(buf, p, lim, rd):
-    # One object line at p (a digit). Returns the index of its end of line.
-    o = _code
-    q = _obis(buf, p, lim, o)
-    if q < 0 or q >= lim or buf[q] != 0x28:
-        return _eol(buf, p, lim)
-    e = _groups(buf, q, lim)
-    g = _g
-    g[_ARM] = 0
-    if g[_N] == 0:
-        return e
-    slot = lookup(o[0], o[1], o[2], o[3], o[4])
-    if slot == _CLOCK:  # a date-time we cannot read is kept as text
-        if g[_N] == 1 and _clock(buf, g[_FS], g[_FE], rd):
-            rd.tag_obis(_NTEXT, o[0], o[1], o[2], o[3], o[4])
-        else:
-            _text(buf, rd, o)
-        g[_DONE] += 1
-        return e
-    if slot >= _TEXT_BASE:  # meter id, meter type, list id: the first group as sent
-        rd.put_text(slot, o[0], o[1], o[2], o[3], o[4], buf, g[_FS], g[_FE] - g[_FS],
-                    text_rank(o[0], o[2], o[3], o[4]))
-        g[_DONE] += 1
-        return e
-    if g[_REF] >= 0 and _isref(buf, g[_REF], e):  # a log or profile: kept as text
-        _profile(buf, rd)
-    elif g[_NS] >= 0 and (slot >= 0 or not _is_id(o)):
-        _number(buf, rd, o, slot, _U_NONE)
-    else:
-        _text(buf, rd, o)
-    g[_DONE] += 1
-    return e
-
-
 def _is_id(o):
     # Codes whose digits are an identifier or a message, not a quantity: 96.1.x equipment
     # ids, 96.13.x messages, 42.0.0 device name, x.0.0.x device numbers (leading zeros kept).
     c = o[2]
     d = o[3]
     return (c == 96 and (d == 1 or d == 13)) or c == 42 or (c == 0 and d == 0)
-
-
-def _number(buf, rd, o, slot, dflt):
-    # The last numeric group of the line into slot (or the passthrough when slot < 0 or the
-    # unit does not fit the slot). dflt: the unit when the value has none (U_NONE: unknown;
-    # a table slot then takes its P1 standard unit, e.g. kvar for "1-0:3.7.0(00.000)").
-    g = _g
-    ne = g[_NE]
-    ue = g[_UE]
-    u = _unit(buf, ne + 1, ue) if ne < ue else dflt
-    if slot >= 0:
-        if ne >= ue and u == _U_NONE:
-            u = (_DEF_EXP[slot] << 8) | UNITS[slot]
-        elif (u & 0xFF) != UNITS[slot]:
-            slot = -1
-    i = rd.entry(slot, o[0], o[1], o[2], o[3], o[4], u & 0xFF)
-    if i >= 0:
-        rd.set_digits(i, buf, g[_NS], ne, u >> 8)
-
-
-def _text(buf, rd, o):
-    # The line's value as text in the passthrough: the group's content, or all groups
-    # "(..)(..)" as sent when there are several.
-    g = _g
-    if g[_N] == 1:
-        s = g[_FS]
-        n = g[_FE] - s
-    else:
-        s = g[_FS] - 1
-        n = g[_LE] + 1 - s
-    if n > _PASS_MAX:
-        n = _PASS_MAX
-    i = rd.entry(-1, o[0], o[1], o[2], o[3], o[4], _U_NONE)
-    if i >= 0:
-        rd.set_pass_text(i, buf, s, n)
-
-
-def _profile(buf, rd):
-    # A log or profile line (_ref holds its last OBIS reference) goes to the passthrough as
-    # text. "...(0-1:24.2.1)(m3)" at its end (DSMR 2.2/3 gas) announces the value on the
-    # next line: remember that the code in _ref and the unit apply to it.
-    g = _g
-    _text(buf, rd, _code)
-    if g[_N] >= 2 and g[_PS] == g[_REF]:
-        u = _unit(buf, g[_LS], g[_LE])
-        if u != _U_NONE:
-            g[_RU] = u
-            g[_ARM] = 1
-
-
-def _isref(buf, s, e):
-    # Does the group at s hold just an OBIS code ("(0-0:96.7.19)")? Parsed into _ref.
-    q = _obis(buf, s, e, _ref)
-    return 0 <= q < e and buf[q] == 0x29
-
-
-def _cont(buf, p, lim, rd):
-    # "(value)" alone on a line: taken when the line before announced it (see _profile),
-    # with the code and unit given there; ignored otherwise.
-    e = _groups(buf, p, lim)
-    g = _g
-    if g[_ARM] and g[_N] == 1 and g[_NS] >= 0:
-        r = _ref
-        slot = lookup(r[0], r[1], r[2], r[3], r[4])
-        if slot >= _NSLOT:
-            slot = -1
-        _number(buf, rd, r, slot, g[_RU])
-        g[_DONE] += 1
-    g[_ARM] = 0
-    return e
 
 
 def _clock(buf, s, e, rd):
