@@ -179,7 +179,8 @@ class Msg:
         return json.loads(self.payload)
 
     def __repr__(self):
-        return "Msg(%r, %r%s)" % (self.topic, self.payload[:80], ", retained" if self.retain else "")
+        r = ", retained" if self.retain else ""
+        return "Msg(%r, %r%s)" % (self.topic, self.payload[:80], r)
 
 
 class Collector:

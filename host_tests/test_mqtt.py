@@ -1,7 +1,6 @@
 # firmware/app/mqtt.py end to end (host only): the real MicroPython unix port runs app.mqtt
 # with umqtt.simple against a real mosquitto on a free loopback port; paho-mqtt listens.
 # Nothing is mocked. Fixtures and helpers: host_tests/mqtt_support.py.
-import json
 import os
 import socket
 import threading
@@ -196,10 +195,11 @@ def test_min_interval_per_value_and_raw(broker, tmp_path):
         assert d("=pub.reading(power, fd, ticks_ms())") is True
         d("run(200)")
         states = col.wait_count(lambda m: m.topic == STATE, 3)
-        assert [json.loads(m.payload).get("active_power_import") for m in states] == [500, 510, 500]
+        assert [m.json()["active_power_import"] for m in states] == [500, 510, 500]
         assert len(col.on(STATE)) == 3
         # one topic per value, exact text; the texts too
-        assert [m.payload for m in col.on(BASE + "active_power_import")] == [b"500", b"510", b"500"]
+        per = col.on(BASE + "active_power_import")
+        assert [m.payload for m in per] == [b"500", b"510", b"500"]
         assert col.last(BASE + "active_energy_import").payload == b"1000"
         assert col.last(BASE + "meter_id").payload == METER["meter_id"].encode()
         # raw frame hex: exactly dec.frame_buf[frame_start:frame_end]

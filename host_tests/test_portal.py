@@ -416,3 +416,19 @@ def test_form_rules():
         assert field in err, (extra, err)
     fields, bad = parse_form(b"&".join(b"f%d=1" % i for i in range(50)))
     assert "form" in bad
+
+
+def test_half_open_and_stalled_clients_are_timed_out(portal):
+    # a client that sends its request and shuts its side still gets the answer
+    s = socket.create_connection(("127.0.0.1", portal.http_port), timeout=5)
+    s.sendall(b"GET /generate_204 HTTP/1.1\r\nHost: a\r\n\r\n")
+    s.shutdown(socket.SHUT_WR)
+    assert status_of(s.recv(4096)) == 302
+    s.close()
+    # one that stalls half way through its head is closed at the deadline (8 s)
+    t = time.time()
+    s = socket.create_connection(("127.0.0.1", portal.http_port), timeout=12)
+    s.sendall(b"POST /save HTTP/1.1\r\nContent-Le")
+    assert s.recv(100) == b""  # closed by the portal
+    assert 6 < time.time() - t < 11
+    s.close()

@@ -68,7 +68,7 @@ def browser(portal):
 def _shot(drv, name):
     os.makedirs(ARTIFACTS, exist_ok=True)
     h = drv.execute_script("return document.documentElement.scrollHeight")
-    drv.set_window_size(420, min(max(h + 20, 400), 4000))
+    drv.set_window_size(420, min(max(h + 160, 400), 4000))  # the whole page, no scrollbar
     path = os.path.join(ARTIFACTS, name)
     drv.save_screenshot(path)
     drv.set_window_size(420, 900)
@@ -149,6 +149,7 @@ def test_probe_opens_portal_then_save(portal, browser):
     assert drv.find_element("id", "saved").text == "Saved"
     assert drv.find_element("id", "name").text == "HAN-A1B2"
     assert drv.find_element("id", "ssid").text == "HomeNet"
+    assert drv.find_element("id", "broker").text == "192.168.1.10:8883 (TLS)"
     _shot(drv, "portal-saved.png")
     cfg = portal.config()
     expect = {"wifi_ssid": "HomeNet", "wifi_password": "home-wifi-pw", "mqtt_host": "192.168.1.10",

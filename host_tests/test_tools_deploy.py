@@ -175,3 +175,34 @@ def test_frozen_image_gets_only_profile_and_config(tmp_path):
         assert "device imports" in r.stdout and "setup network: HAN-" in r.stdout
     finally:
         stop(proc)
+
+
+class FakeDevice:
+    # Answers like mpremote would: the safe-mode script says whether main.py exists.
+    def __init__(self, installed, port):
+        self.installed = installed
+        self.port = port
+        self.calls = []
+
+    def run(self, *args, check=True, timeout=0):
+        self.calls.append(args)
+
+        class R:
+            returncode = 0
+            stdout = deploy.MARK + ("true" if self.installed else "false") + "\n"
+        return R()
+
+
+def test_running_device_is_restarted_into_safe_mode(monkeypatch, tmp_path):
+    import time as _time
+
+    monkeypatch.setattr(_time, "sleep", lambda s: None)
+    port = tmp_path / "ttyACM0"
+    port.write_text("")
+    dev = FakeDevice(True, str(port))
+    deploy.enter_safe_mode(dev)
+    assert 'open("nomain", "w")' in dev.calls[0][1] and "machine.reset()" in dev.calls[0][1]
+    assert dev.calls[1] == ("exec", "print(1)")
+    fresh = FakeDevice(False, str(port))
+    deploy.enter_safe_mode(fresh)
+    assert len(fresh.calls) == 1

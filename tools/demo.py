@@ -230,8 +230,9 @@ class Demo:
             fw = self.start_firmware(host, port, link)
             client = self.subscribe(host, port)
             if not self.tty:
-                self.plain("demo: broker %s:%d, meter on %s, firmware pid %d"
-                           % (host, port, pty, fw.pid))
+                self.plain("demo: broker %s:%d, meter on %s, processes %s, files in %s" % (
+                    host, port, pty, " ".join("%s=%d" % (n, p.pid) for n, p in self.procs),
+                    self.tmp))
             t_end = time.monotonic() + self.seconds if self.seconds else None
             while t_end is None or time.monotonic() < t_end:
                 if fw.poll() is not None:

@@ -137,6 +137,21 @@ for d in %r:
 print(%r + "null")
 """
 
+# The application arms a 30 s watchdog that survives Ctrl-C and soft resets, so a running
+# device is first restarted into main.py's safe mode (a /nomain file) before copying.
+SAFE_MODE = r"""
+import os
+try:
+    os.stat("main.py")
+    f = open("nomain", "w")
+    f.close()
+    print(%r + "true")
+    import machine
+    machine.reset()
+except OSError:
+    print(%r + "false")
+"""
+
 CHECK = r"""
 import sys, json
 r = {"ok": [], "failed": {}, "mac": ""}
@@ -160,6 +175,24 @@ except Exception as e:
         r["mac_error"] = "%%s; %%s" %% (e, e2)
 print(%r + json.dumps(r))
 """
+
+
+def enter_safe_mode(dev):
+    r = dev.run("exec", SAFE_MODE % (MARK, MARK), check=False, timeout=30)
+    if MARK + "true" not in r.stdout:
+        return  # nothing installed yet (a freshly flashed board)
+    print("restarting the device into safe mode (/nomain) for the copy")
+    import time
+
+    end = time.time() + 20
+    while "://" not in dev.port and not os.path.exists(dev.port) and time.time() < end:
+        time.sleep(0.2)  # native-USB boards drop off the bus while resetting
+    time.sleep(3)
+    for _ in range(5):
+        if dev.run("exec", "print(1)", check=False, timeout=20).returncode == 0:
+            return
+        time.sleep(2)
+    raise DeployError("the device did not come back after the reset into safe mode")
 
 
 def local_files(out):
@@ -295,6 +328,8 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
     files = {"board.json": built["board.json"]} if config_only else built
     dev = Device(port, resume=host, mpremote=mpremote, verbose=verbose)
 
+    if not host:
+        enter_safe_mode(dev)
     roots = [r for r in files if "/" not in r]
     survey = dev.exec(SURVEY % (PACKAGES, roots, CONFIG_FILE, MARK))
     stale = []
@@ -350,8 +385,11 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
             "%s (%s)" % kv for kv in sorted(chk["failed"].items())))
     print("device imports %d modules: ok" % len(chk["ok"]))
     if host:
-        print("host board: no reset; the application is in place in the port's run directory")
+        print("host board: no reset. Run it from the port's directory with "
+              "HAN_BOARD_FILE=board.json HAN_DATA=. micropython main.py")
     else:
+        dev.run("exec", "import os\ntry:\n os.remove('nomain')\nexcept OSError:\n pass",
+                check=False)
         dev.run("reset", check=False, timeout=30)
         print("device reset")
     show_setup(chk.get("mac") or "", cfg, chk.get("mac_error"))

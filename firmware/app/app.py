@@ -41,6 +41,11 @@ _WIFI_CONNECT_WAIT = const(20000)  # give one connect attempt this long before r
 _DETECT_EVAL_MS = const(100)
 
 
+def make_decoder(cfg):
+    return Decoder(Reading(), hex_key(cfg.get("meter_key")), hex_key(cfg.get("meter_auth_key")),
+                   kamstrup_wh=cfg.get("meter_kamstrup_energy") == "wh")
+
+
 def hex_key(text):
     # "00112233..." (32 hex digits) -> 16 bytes; "" -> None
     if not text:
@@ -52,7 +57,7 @@ class App:
     def __init__(self, cfg, board, uart, net, publisher, clock, log=None, led=None, wdt=None,
                  cfg_path=None, state_path=None, portal_factory=None, portal_now=False,
                  diag_ms=60000, idle_ms=50, chunk=512, detect_opts=None, remembered=None,
-                 on_frame=None, problem=None):
+                 on_frame=None, problem=None, decoder=None):
         self.cfg = cfg
         self.board = board
         self.uart = uart
@@ -72,10 +77,9 @@ class App:
         self.idle_ms = idle_ms
         self.on_frame = on_frame
         self.problem = problem
-        self.rd = Reading()
-        self.dec = Decoder(self.rd, hex_key(cfg.get("meter_key")), hex_key(cfg.get("meter_auth_key")),
-                           kamstrup_wh=cfg.get("meter_kamstrup_energy") == "wh")
-        self.chunk = bytearray(chunk)
+        self.dec = decoder if decoder is not None else make_decoder(cfg)
+        self.rd = self.dec.rd
+        self.chunk = chunk if isinstance(chunk, bytearray) else bytearray(chunk)
         self.running = False
         self.started = False
         self.result = STOP
@@ -334,6 +338,22 @@ class App:
         }
         return d
 
+    def portal_status(self):
+        # {label: text} for the portal's status page
+        now = self.clock.ticks_ms()
+        d = self.diagnostics(now)
+        c = d["counters"]
+        age = d["last_frame_age_s"]
+        return {
+            "Firmware": d["version"],
+            "Meter frames": "%d ok, %d bad checksum, %d cut short, %d decrypt failed" % (
+                c["frames_ok"], c["bad_crc"], c["truncated"], c["decrypt_failed"]),
+            "Last meter frame": "never" if age is None else "%d s ago" % age,
+            "Meter line": "%s (%s)" % (d["serial"]["format"], d["serial"]["detect"]),
+            "MQTT": ("connected" if self.pub is not None and self.pub.connected
+                     else "not connected" if self.pub is not None else "not configured"),
+        }
+
     def _diagnostics(self, now):
         gc.collect()  # so free_heap means what is really free (a few ms, once a minute)
         d = self.diagnostics(now)
@@ -448,12 +468,17 @@ def device_id(net):
 
 def build(board, data_dir, env, log, wdt=None):
     # Everything App needs, from a loaded board. Returns the App (not yet running).
+    cfg_path = data_dir + "/config.json"
+    state_path = data_dir + "/serial.json"
+    # The long-lived buffers first, while the heap is still in one piece (the decoder's
+    # window is 6 KB in one block); everything else is smaller.
+    gc.collect()
+    dec = make_decoder(config_mod.load(cfg_path)[0])
+    chunk = bytearray(512)
     from app import mqtt as mqtt_mod
 
     portal_mod = _portal_mod()
     net = board.make_net()
-    cfg_path = data_dir + "/config.json"
-    state_path = data_dir + "/serial.json"
     cfg, problem = prepare_config(cfg_path, net, log)
     announce_setup(cfg, net, log)
     log.info("config: %s", json.dumps(config_mod.redacted(cfg)))
@@ -476,8 +501,7 @@ def build(board, data_dir, env, log, wdt=None):
         pub = mqtt_mod.Publisher(cfg, device_id(net), log=log.info, model=board.title)
 
     def portal_factory(app):
-        return portal_mod.Portal(app.cfg, cfg_path, net, status=lambda: app.diagnostics(
-            app.clock.ticks_ms()), log=log)
+        return portal_mod.Portal(app.cfg, cfg_path, net, status=app.portal_status, log=log.info)
 
     if portal_mod is None:
         log.warn("portal: not in this build")
@@ -493,7 +517,7 @@ def build(board, data_dir, env, log, wdt=None):
                cfg_path=cfg_path, state_path=state_path, portal_factory=portal_factory,
                portal_now=portal_now, diag_ms=int(float(diag) * 1000) if diag else 60000,
                idle_ms=int(idle) if idle else board.idle_ms, detect_opts=opts,
-               remembered=read_json(state_path), problem=problem)
+               remembered=read_json(state_path), problem=problem, decoder=dec, chunk=chunk)
 
 
 def start():

@@ -12,6 +12,7 @@
 # all slots are taken, the oldest connection is dropped, so slow or half-open clients cannot
 # lock a real browser out. Every response closes the connection.
 import errno
+import gc
 import socket
 import time
 
@@ -26,7 +27,7 @@ BODY_MAX = const(4096)
 MAX_CONNS = const(4)
 DEADLINE_MS = const(8000)  # from accept to the last byte of the response
 _DISCARD_MAX = const(32768)  # an oversized body up to this is read and dropped before answering
-_CHUNK = const(1024)
+_CHUNK = const(512)  # recv size and send piece: small blocks for a fragmented heap
 
 _READ_HEAD = const(0)
 _READ_BODY = const(1)
@@ -117,7 +118,7 @@ class HttpServer:
         self.poller = poller
         self.log = log
         self.conns = []
-        self.stats = {"requests": 0, "refused": 0, "timeouts": 0, "evicted": 0}
+        self.stats = {"requests": 0, "refused": 0, "timeouts": 0, "evicted": 0, "oom": 0}
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(socket.getaddrinfo(bind_ip, port)[0][-1])
@@ -149,12 +150,19 @@ class HttpServer:
                 break
         else:
             return
-        if ev & (_POLLERR | _POLLHUP) and c.state != _WRITE:
+        try:
+            if ev & (_POLLERR | _POLLHUP) and c.state != _WRITE:
+                self._drop(c)
+            elif c.state == _WRITE:
+                self._write(c)
+            else:
+                self._read(c, now)
+        except MemoryError:
+            # a full or fragmented heap costs this one request, never the portal or the
+            # meter loop running beside it
+            self.stats["oom"] += 1
             self._drop(c)
-        elif c.state == _WRITE:
-            self._write(c)
-        else:
-            self._read(c, now)
+            gc.collect()
 
     def expire(self, now):
         for c in list(self.conns):

@@ -19,15 +19,13 @@
 import json
 
 from app import discovery
+from app.config import SECRETS
+from app.version import VERSION
 from han import export, obis
 
 try:
-    from time import ticks_add, ticks_diff, ticks_ms
+    from time import ticks_add, ticks_diff
 except ImportError:  # CPython
-    import time as _time
-
-    def ticks_ms():
-        return int(_time.monotonic() * 1000)
 
     def ticks_diff(a, b):
         return a - b
@@ -35,15 +33,6 @@ except ImportError:  # CPython
     def ticks_add(a, b):
         return a + b
 
-try:
-    from app.version import VERSION
-except ImportError:
-    VERSION = "0"
-
-try:
-    from app.config import SECRETS
-except ImportError:
-    SECRETS = ()
 
 CONNECT_TIMEOUT = 5  # s: TCP connect + CONNACK (umqtt >= 1.5 connect(timeout=), else a shim)
 IO_TIMEOUT = 3  # s: any later read or write
@@ -362,7 +351,7 @@ class Publisher:
             c.connect(timeout=CONNECT_TIMEOUT)
             return
         except TypeError:
-            if getattr(c, "sock", None) is not None:  # the TypeError came from inside a new connect()
+            if getattr(c, "sock", None) is not None:  # raised inside a newer connect()
                 raise
         try:
             import umqtt.simple as m
@@ -443,8 +432,10 @@ class Publisher:
         # not yet sent in that window (so an hourly list with the energy totals is never
         # dropped for the 2 s list beside it).
         iv = self.cfg.get("mqtt_min_interval", 0) or 0
+        if not iv:
+            return True
         sent = self._sent
-        if not iv or self._win is None or ticks_diff(now, self._win) >= iv * 1000:
+        if self._win is None or ticks_diff(now, self._win) >= iv * 1000:
             self._win = now
             for i in range(_NSLOT):
                 sent[i] = rd.seen[i] == 1

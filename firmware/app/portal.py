@@ -127,7 +127,10 @@ class Portal:
         events = self.poller.poll(0)
         for obj, ev in events[:_EVENTS_PER_POLL]:
             if self.dns and obj is self.dns.sock:
-                self.dns.handle()
+                try:
+                    self.dns.handle()
+                except MemoryError:
+                    pass  # that query goes unanswered; the client asks again
             elif self.http:
                 self.http.event(obj, ev, now)
         if self.http:
@@ -142,10 +145,14 @@ class Portal:
         return False
 
     def rescan(self):
+        # A scan can fail or come back empty while the station is busy reconnecting (the
+        # portal may run beside it): keep the previous list then.
         try:
-            self.scan_list = self.net.scan()
+            found = self.net.scan()
         except OSError:
-            self.scan_list = []
+            found = []
+        if found or not self.scan_list:
+            self.scan_list = found
         return self.scan_list
 
     # -- pages -----------------------------------------------------------------------------
@@ -228,8 +235,9 @@ class Portal:
         self.log("portal: configuration saved")
         self._saved_at = time.ticks_ms()
         req.on_sent = self._confirmed
+        broker = "%s:%d%s" % (new["mqtt_host"], new["mqtt_port"], " (TLS)" if new["mqtt_tls"] else "")
         return self._html(portal_page.saved_page(device_name(new, self.net.mac_hex()),
-                                                 new["wifi_ssid"], ap_changed))
+                                                 new["wifi_ssid"], broker, ap_changed))
 
     def _confirmed(self):
         self._report = True

@@ -9,7 +9,7 @@ _CSS = (
     "label{display:block;margin:.5em 0 .1em}input,select,button{font-size:16px;box-sizing:border-box}"
     "input[type=text],input[type=password],select{width:100%;padding:.4em}"
     "label.c{display:flex;gap:.5em;align-items:center}"
-    ".n{display:flex;justify-content:space-between}.e{color:#b00020}.err{border:2px solid #b00020;"
+    ".r{text-align:right;margin-bottom:-.8em}.e{color:#b00020}.err{border:2px solid #b00020;"
     "padding:.4em;border-radius:6px}button{padding:.6em 1.2em;margin:.4em 0}small{color:#555}"
     "td{padding:.2em .6em .2em 0;vertical-align:top}"
 )
@@ -141,8 +141,9 @@ def _form_body(name, scan, v, stored, errors, token, notice):
         for k in sorted(errors):
             yield "<li>%s: %s</li>" % (esc(LABELS.get(k, k)), esc(errors[k]))
         yield "</ul>The stored configuration is unchanged.</div>"
-    yield ('<form method="post" action="/scan" class="n"><b>Wi-Fi</b>'
-           '<input type="hidden" name="token" value="%s"><button id="rescan">Rescan</button></form>'
+    yield ('<form method="post" action="/scan" class="r">'
+           '<input type="hidden" name="token" value="%s"><button id="rescan">Rescan networks'
+           "</button></form>"
            '<form method="post" action="/save" id="setup" novalidate>'
            '<input type="hidden" name="token" value="%s"><fieldset><legend>Wi-Fi</legend>'
            % (token, token))
@@ -176,17 +177,18 @@ def form_page(name, scan, values, stored, errors, token, notice=""):
     return _doc(name + " setup", _form_body(name, scan, values, stored, errors, token, notice))
 
 
-def _saved_body(name, ssid, ap_changed):
-    yield ('<h1 id="saved">Saved</h1><p>The device now restarts as <b id="name">%s</b> and joins '
-           '<b id="ssid">%s</b>.</p>' % (esc(name), esc(ssid)))
+def _saved_body(name, ssid, broker, ap_changed):
+    yield ('<h1 id="saved">Saved</h1><p>The device now restarts as <b id="name">%s</b>, joins '
+           '<b id="ssid">%s</b> and publishes to <b id="broker">%s</b>.</p>'
+           % (esc(name), esc(ssid), esc(broker)))
     if ap_changed:
         yield "<p>The setup network password was changed.</p>"
     yield ("<p>Reconnect this phone to your usual network. If the device cannot reach "
            "Wi-Fi, its setup network opens again after a while.</p>")
 
 
-def saved_page(name, ssid, ap_changed):
-    return _doc("Saved", _saved_body(name, ssid, ap_changed))
+def saved_page(name, ssid, broker, ap_changed):
+    return _doc("Saved", _saved_body(name, ssid, broker, ap_changed))
 
 
 def _status_body(name, rows):

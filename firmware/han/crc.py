@@ -1,9 +1,10 @@
-# CRC-16 checks, table driven: 256-entry array('H') tables built once at import, then every
-# call works on (buf, start, end) without slicing, so nothing is allocated per frame.
+# CRC-16 checks over (buf, start, end), nothing sliced, nothing allocated per frame.
 #   X.25 (HDLC HCS/FCS, IEC 62056-46): reflected poly 0x8408, init 0xFFFF, final XOR 0xFFFF,
 #        sent LSB first. Check value: "123456789" -> 0x906E.
 #   ARC  (P1 "!XXXX", IEC 62056-21/DSMR): reflected poly 0xA001, init 0, no final XOR.
 #        Check value: "123456789" -> 0xBB3D.
+# The byte loops live in han.fast, in the fastest form each interpreter allows; this module
+# holds the 256-entry tables and the plain bytecode loops every form is tested against.
 from array import array
 
 
@@ -17,22 +18,25 @@ def _table(poly):
     return t
 
 
-_X25 = _table(0x8408)
-_ARC = _table(0xA001)
+X25_TABLE = _table(0x8408)
+ARC_TABLE = _table(0xA001)
 
 
-def crc16_x25(buf, start, end):
-    t = _X25
+def x25_loop(buf, start, end):
+    t = X25_TABLE
     c = 0xFFFF
     for i in range(start, end):
         c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
     return c ^ 0xFFFF
 
 
-def crc16_arc(buf, start, end, crc=0):
+def arc_loop(buf, start, end, crc=0):
     # crc: the running value, so a telegram can be checked in pieces.
-    t = _ARC
+    t = ARC_TABLE
     c = crc
     for i in range(start, end):
         c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
     return c
+
+
+from han.fast import crc16_arc, crc16_x25  # noqa: E402,F401  (the fast forms)

@@ -16,6 +16,7 @@ from array import array
 from han import status
 from han.crc import crc16_x25
 from han.dlms import Dlms
+from han.fast import copy
 from han.p1 import P1
 from han.reading import FMT_APDU, FMT_HDLC, FMT_MBUS, FMT_P1
 from han.scaling import make_of
@@ -58,7 +59,6 @@ class Decoder:
         self.asm_next = 0  # next expected GBT block / M-Bus sequence number
         self.p1_s = -1  # P1 candidate start, terminator search resume point, saw a line end
         self.p1_at = 0
-        self.p1_line = 0  # start of the line being scanned
         self.counters = array("l", [0] * len(status.COUNTER_NAMES))
         self.ready = False
         self.last_status = OK
@@ -99,12 +99,8 @@ class Decoder:
             take = self.cap - self.wlen
             if take > n:
                 take = n
-            win = self.win
-            w = self.wlen
-            for i in range(start, start + take):
-                win[w] = buf[i]
-                w += 1
-            self.wlen = w
+            copy(self.win, self.wlen, buf, start, take)
+            self.wlen += take
             self.counters[C_BYTES] += take
             start += take
         self._run()
@@ -157,7 +153,7 @@ class Decoder:
         self._compact(self.scan)
         if self.wlen == self.cap:
             self._count(TOO_LONG)
-            self.scan = self.p1_at if self.p1_s == self.scan and self.p1_at > self.scan else self.scan + 1
+            self.scan += 1  # rescan: whatever cut the candidate off is in there
             self.junk = self.scan
             self.p1_s = -1
             self._compact(self.scan)
@@ -165,10 +161,8 @@ class Decoder:
     def _compact(self, keep):
         if keep <= 0:
             return
-        win = self.win
         n = self.wlen - keep
-        for i in range(n):
-            win[i] = win[keep + i]
+        copy(self.win, 0, self.win, keep, n)  # forward: safe for this overlap
         self.wlen = n
         self.scan -= keep
         self.junk -= keep
@@ -387,46 +381,47 @@ class Decoder:
     # ---- P1 ----
 
     def _p1(self, s, at_end):
-        # "/" header line, data lines, "!" and 0-4 hex CRC digits. ASCII only: a binary byte
-        # or a "/" at a line start means this telegram was cut off.
+        # "/" and a three-letter FLAG id, lines, "!" and 0-4 hex CRC digits. The "!" is found
+        # with bytearray.find (C speed, no allocation); a telegram that fails its checks is
+        # rescanned from s + 1, so a frame that cut it off (a second header, or binary bytes
+        # with a "!" somewhere) is found again.
         win = self.win
         wl = self.wlen
         if self.p1_s != s:
+            if s + 4 > wl:
+                return _NEED if not at_end else _NO
+            if not (_is_letter(win[s + 1]) and _is_letter(win[s + 2]) and _is_letter(win[s + 3])):
+                return _NO
             self.p1_s = s
-            self.p1_at = s + 1
-            self.p1_line = s + 1
-        p = self.p1_at
-        while p < wl:
-            c = win[p]
-            if c == 0x21:
-                q = p + 1
-                while q < wl and q - p <= 4 and _is_hex(win[q]):
-                    q += 1
-                if q >= wl and q - p <= 4 and not at_end:
-                    self.p1_at = p
-                    return _NEED
-                j = self._p1_header(s + 1, p)
-                if j > 0:  # a second header inside: the first telegram was cut off
-                    self._p1_cut(s)
-                    return j
-                self._p1_decode(s, p, q)
-                return q
-            if c >= 0x80 or (c < 0x20 and c != _CR and c != _LF and c != 0x09) or (
-                    c == 0x2F and win[p - 1] == _LF):
-                if self.p1_line == s + 1:  # not even one line: a stray "/"
-                    self.p1_s = -1
-                    return _NO
-                self._p1_cut(s)
-                # rescan the partial line: the next frame may begin anywhere in it
-                return self.p1_line
-            if c == _LF:
-                self.p1_line = p + 1
-            p += 1
-        self.p1_at = p
-        if at_end and self.p1_line > s + 1:
-            self._p1_decode(s, wl, wl)
-            return wl
-        return _NEED
+            self.p1_at = s + 4
+        p = win.find(b"!", self.p1_at, wl)
+        if p < 0:
+            self.p1_at = wl
+            if at_end and win.find(b"\n", s, wl) > 0:
+                self._p1_decode(s, wl, wl)
+                return wl
+            return _NEED
+        q = p + 1
+        while q < wl and q - p <= 4 and _is_hex(win[q]):
+            q += 1
+        if q >= wl and q - p <= 4 and not at_end:
+            self.p1_at = p
+            return _NEED
+        self.p1_s = -1
+        if win.find(b"\n", s, p) < 0:
+            return _NO  # a "/XXX" in binary data: not a telegram
+        j = self._p1_header(s + 1, p)
+        if j > 0:  # a second header inside: the first telegram was cut off
+            self._frame_fail(s, TRUNCATED)
+            return j
+        if q == p + 1 and self._binary(s, p):
+            # No CRC to vouch for it, and binary bytes inside: a telegram cut off by a
+            # binary frame that happens to hold a "!". Never decoded as a reading.
+            self._frame_fail(s, TRUNCATED)
+            return s + 1
+        if self._p1_decode(s, p, q):
+            return q
+        return s + 1
 
     def _p1_header(self, a, b):
         # Position of a "/XXX" header (a FLAG id of three letters) in win[a:b], or -1.
@@ -438,19 +433,27 @@ class Decoder:
             j = win.find(b"/", j + 1, b)
         return -1
 
-    def _p1_cut(self, s):
-        self.p1_s = -1
-        self._frame_fail(s, TRUNCATED)
-        self.junk = s + 1
-
     def _p1_decode(self, s, bang, e):
-        self.p1_s = -1
-        self._frame(FMT_P1, s, e)
+        # Returns True when the telegram decoded; a failure is counted as truncated when
+        # binary bytes show another frame cut in, else as what the parser said.
         rd = self.rd
         rd.clear()
         st = self.p1.decode(self.win, s, bang, e, rd)
         rd.fmt = FMT_P1
-        self._count(st)
+        if st != OK:
+            self._frame_fail(s, TRUNCATED if self._binary(s, bang) else st)
+            return False
+        self._frame(FMT_P1, s, e)
+        self._count(OK)
+        return True
+
+    def _binary(self, s, e):
+        win = self.win
+        for i in range(s, e):
+            c = win[i]
+            if c >= 0x80 or (c < 0x20 and c != _CR and c != _LF and c != 0x09):
+                return True
+        return False
 
     # ---- payloads: LLC, APDU, block transfer, ciphering ----
 
