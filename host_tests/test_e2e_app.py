@@ -319,3 +319,70 @@ def test_serial_detect_saves_once_and_survives_a_failing_save():
     counters[1] = 1
     d.poll(100, counters, lambda a, b: a - b)
     assert d.info()["detect"] == "fixed" and calls
+
+
+def test_device_board_builds_uart_led_button_wdt_from_the_profile(monkeypatch):
+    # The ESP32 path of app/board.py against a stand-in `machine` module: the arguments the
+    # real UART, Pin and WDT get come from boards/esp32_devkitc.json.
+    import sys
+    import types
+
+    from app import board as board_mod
+
+    calls = []
+
+    class UART:
+        INV_RX = 4
+
+        def __init__(self, uid, **kw):
+            calls.append(("UART", uid, kw))
+
+        def init(self, **kw):
+            calls.append(("init", kw))
+
+        def readinto(self, buf):
+            return None
+
+    class Pin:
+        IN, OUT, PULL_UP = 1, 2, 3
+
+        def __init__(self, pin, mode, pull=None):
+            self.pin = pin
+            calls.append(("Pin", pin, mode, pull))
+            self.v = 0
+
+        def value(self, v=None):
+            if v is None:
+                return self.v
+            calls.append(("led", self.pin, v))
+
+    class WDT:
+        def __init__(self, timeout):
+            calls.append(("WDT", timeout))
+
+        def feed(self):
+            pass
+
+    fake = types.ModuleType("machine")
+    fake.UART, fake.Pin, fake.WDT = UART, Pin, WDT
+    monkeypatch.setitem(sys.modules, "machine", fake)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    b = board_mod.load(os.path.join(root, "boards", "esp32_devkitc.json"))
+    assert b.is_device and b.invert_rx and b.data_dir == ""
+    u = b.make_uart()
+    u.init(baudrate=2400, bits=8, parity=0, stop=1, invert=True)
+    kind, uid, kw = calls[0]
+    assert (kind, uid) == ("UART", 2)
+    assert kw["rx"] == 16 and kw["tx"] == 17 and kw["rxbuf"] == 4096 and kw["timeout"] == 0
+    assert kw["invert"] == UART.INV_RX and kw["parity"] == 0 and kw["baudrate"] == 2400
+    u.init(baudrate=115200, bits=8, parity=None, stop=1, invert=False)
+    assert calls[-1] == ("init", {"baudrate": 115200, "bits": 8, "parity": None, "stop": 1,
+                                  "invert": 0})
+    assert u.readinto(bytearray(8)) is None
+    led = b.make_led()
+    led.set(led_mod.BOOTING, 0)
+    assert ("led", 25, 1) in calls
+    assert b.button_held()  # pulled up, reads 0 = pressed in this stand-in
+    assert ("Pin", 27, Pin.IN, Pin.PULL_UP) in calls
+    b.make_wdt(30000).feed()
+    assert ("WDT", 30000) in calls

@@ -146,16 +146,20 @@ def test_state_discovery_availability_and_last_will(broker, tmp_path):
 
 
 def test_corpus_frames_decoded_and_published(broker, tmp_path):
-    # Real frames through the real decoder: a one-phase Kaifa and a three-phase Kamstrup.
+    # Real frames through the real decoder: a one-phase Kaifa, a three-phase Kamstrup, and a
+    # ciphered L+G whose maker comes from the DLMS system title ("LGZ...").
     host, port = broker
     with Collector(host, port, "#") as col, MpyDriver(tmp_path) as d:
         for vid, maker, model, absent in (
                 ("hass-kaifa-1ph-list2", "Kaifa", "MA105H2E", ("voltage_l2", "voltage_l3")),
-                ("ams-kamstrup-se-list3", "Kamstrup", "6841131BN245101092", ("frequency",))):
+                ("ams-kamstrup-se-list3", "Kamstrup", "6841131BN245101092", ("frequency",)),
+                ("ams-lg-e450-at-enc-1", "Landis+Gyr", "HAN meter", ("power_factor",))):
             start(d, port)  # a fresh device per meter: the meter identity is kept per boot
             connect(d)
             col.clear()
-            d("rd, dec = decode_hex(%r)" % corpus.by_id(vid)["hex"])
+            r = corpus.by_id(vid)
+            key = "bytes.fromhex(%r)" % r["key_hex"] if r.get("key_hex") else "None"
+            d("rd, dec = decode_hex(%r, key=%s)" % (r["hex"], key))
             assert d("=pub.reading(rd, dec, ticks_ms())") is True
             d("run(200)")
             st = col.wait_for(lambda m: m.topic == STATE)

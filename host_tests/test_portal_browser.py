@@ -80,6 +80,7 @@ def _shot(drv, name):
 
 def _open_form(drv, portal):
     drv.get(portal.url)
+    _loaded(drv)
     assert drv.find_element("id", "setup")
 
 
@@ -104,12 +105,22 @@ def _fill_valid(drv):
 
 
 def _submit(drv, button="save"):
-    from selenium.webdriver.support import expected_conditions as ec
+    drv.execute_script("window.hanOld = 1")  # gone once the next page has replaced this one
+    drv.find_element("id", button).click()
+    _loaded(drv)
+
+
+def _loaded(drv):
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    old = drv.find_element("tag name", "html")
-    drv.find_element("id", button).click()
-    WebDriverWait(drv, 10).until(ec.staleness_of(old))  # the next page has replaced this one
+    def ready(d):
+        try:
+            return d.execute_script("return !window.hanOld && document.readyState == 'complete'")
+        except WebDriverException:  # between two documents
+            return False
+
+    WebDriverWait(drv, 10, poll_frequency=0.05).until(ready)
 
 
 def test_probe_opens_portal_then_save(portal, browser):

@@ -52,10 +52,12 @@ def unix_device(tmp_path):
     stop(proc)
 
 
-def make_deploy(port, *args):
+def make_deploy(port, *args, build_dir=None):
+    # DEPLOY_DIR: a tree built by this test, so a concurrent `make build` cannot race it
+    extra = ["DEPLOY_DIR=" + build_dir] if build_dir else []
     return subprocess.run(["make", "-s", "-o", ".venv/.stamp", "deploy", "BOARD=host",
-                           "PORT=" + port, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+                           "PORT=" + port, *extra, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
 
 
 def sha(path):
@@ -89,12 +91,12 @@ def test_make_deploy_to_the_unix_port(unix_device, tmp_path):
     settings = tmp_path / "settings.local.json"
     settings.write_text(json.dumps({"wifi_ssid": "home", "wifi_password": "secret-pw",
                                     "mqtt_host": "192.0.2.10"}))
-    r = make_deploy(port, "SETTINGS=%s" % settings)
+    build_dir, _ = build.build("host", out=str(tmp_path / "build"), quiet=True)
+    r = make_deploy(port, "SETTINGS=%s" % settings, build_dir=build_dir)
     assert r.returncode == 0, r.stderr + r.stdout
     out = r.stdout
 
     # every built file arrived intact
-    build_dir = os.path.join(ROOT, "build", "host")
     files = deploy.local_files(build_dir)
     assert "main.py" in files and "board.json" in files and "app/config.mpy" in files
     for rel, local in files.items():
@@ -123,14 +125,15 @@ def test_make_deploy_to_the_unix_port(unix_device, tmp_path):
 
     # deploying again keeps the device's configuration and removes modules not in the build
     (fs / "app" / "stale.py").write_text("raise ImportError\n")
-    r2 = make_deploy(port, "SETTINGS=%s" % settings)
+    r2 = make_deploy(port, "SETTINGS=%s" % settings, build_dir=build_dir)
     assert r2.returncode == 0, r2.stderr
     assert "kept the device's configuration" in r2.stdout
     assert "app/stale.py" in r2.stdout and not (fs / "app" / "stale.py").exists()
     assert json.loads((fs / "config.json").read_text()) == cfg
 
     # RESET_CONFIG=1 writes a new one
-    r3 = make_deploy(port, "RESET_CONFIG=1", "SETTINGS=%s" % (tmp_path / "none.json"))
+    r3 = make_deploy(port, "RESET_CONFIG=1", "SETTINGS=%s" % (tmp_path / "none.json"),
+                     build_dir=build_dir)
     assert r3.returncode == 0, r3.stderr
     cfg3 = json.loads((fs / "config.json").read_text())
     assert cfg3["ap_password"] != cfg["ap_password"] and "wifi_ssid" not in cfg3
@@ -169,7 +172,8 @@ def test_frozen_image_gets_only_profile_and_config(tmp_path):
     try:
         (fs / "app").mkdir()
         (fs / "app" / "config.py").write_text("raise ImportError('shadow')\n")
-        r = make_deploy(port, "FROZEN=1", "SETTINGS=%s" % (tmp_path / "none.json"))
+        r = make_deploy(port, "FROZEN=1", "SETTINGS=%s" % (tmp_path / "none.json"),
+                        build_dir=frozen)
         assert r.returncode == 0, r.stderr + r.stdout
         assert sorted(os.listdir(fs)) == ["board.json", "config.json"]
         assert "device imports" in r.stdout and "setup network: HAN-" in r.stdout

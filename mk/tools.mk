@@ -7,6 +7,7 @@
 #                 [BAUD=460800] [DRY_RUN=1] [FROZEN=1]  erase, write the image, then deploy
 #   make deploy   BOARD=<board> PORT=<port> [RESET_CONFIG=1] [SETTINGS=settings.local.json]
 #                 [FROZEN=1: the device runs a make-firmware image; copy only board.json + config]
+#                 [DEPLOY_DIR=<dir>: deploy a tree built elsewhere instead of build/<board>]
 #   make firmware BOARD=<board> MICROPY_DIR=<micropython checkout>   (needs ESP-IDF; not run in CI)
 #   make boards                                     list the board profiles
 #   make docs-hw                                    regenerate schematics and the pin table
@@ -17,6 +18,7 @@ BAUD ?= 460800
 DRY_RUN ?=
 RESET_CONFIG ?=
 FROZEN ?=
+DEPLOY_DIR ?=
 SETTINGS ?= settings.local.json
 MICROPY_DIR ?=
 IDF_PATH ?=
@@ -40,7 +42,7 @@ flash: $(STAMP) _need-board
 	@DRY_RUN="$(DRY_RUN)" FROZEN="$(FROZEN)" $(PY) tools/flash.py $(BOARD) --port "$(PORT)" --firmware "$(FIRMWARE)" --baud $(BAUD)
 
 deploy: $(STAMP) _need-board
-	@RESET_CONFIG="$(RESET_CONFIG)" FROZEN="$(FROZEN)" $(PY) tools/deploy.py $(BOARD) --port "$(PORT)" --settings "$(SETTINGS)"
+	@RESET_CONFIG="$(RESET_CONFIG)" FROZEN="$(FROZEN)" DEPLOY_DIR="$(DEPLOY_DIR)" $(PY) tools/deploy.py $(BOARD) --port "$(PORT)" --settings "$(SETTINGS)"
 
 # The application frozen into a MicroPython image. Needs a micropython checkout and ESP-IDF
 # (v5.3 to v5.5); CI never runs this, the tests check the manifest's inputs only.

@@ -180,7 +180,12 @@ def build(board_name, out=None, mpy_cross=None, src=FIRMWARE, quiet=False):
 def report(name, arch, out, rows):
     print("build %s (%s) -> %s" % (name, arch, os.path.relpath(out, os.getcwd())))
     for rel, src_size, size in rows:
-        print("  %-28s %7d  (source %d)" % (rel, size, src_size) if src_size else
+        native = ""
+        if rel.endswith(".mpy"):
+            with open(os.path.join(out, rel), "rb") as f:
+                if f.read(3)[2] >> 2:
+                    native = "  native " + arch
+        print("  %-28s %7d  (source %d)%s" % (rel, size, src_size, native) if src_size else
               "  %-28s %7d" % (rel, size))
     total = sum(r[2] for r in rows)
     src_total = sum(r[1] for r in rows)

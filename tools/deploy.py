@@ -10,6 +10,7 @@
 #
 #   python3 tools/deploy.py BOARD --port PORT [--settings FILE] [--reset-config] [--no-build]
 #                           [--config-only]   (FROZEN=1: the image has the application frozen in)
+#                           [--build-dir DIR] (DEPLOY_DIR=: deploy a tree built elsewhere)
 # PORT is anything mpremote connects to: /dev/ttyUSB0, a pty path, socket://host:port, ...
 import argparse
 import hashlib
@@ -267,7 +268,7 @@ def ap_name(mac_hex, cfg):
             return portal.ap_name(mac_hex)
         except Exception:
             pass
-    return cfg.get("device_name") or "HAN-" + mac_hex[-4:].upper()
+    return "HAN-" + mac_hex[-4:].upper()
 
 
 def wifi_qr_text(ssid, password):
@@ -303,7 +304,7 @@ def check_modules(files):
     for rel in files:
         if rel.startswith("han/") and rel.endswith((".mpy", ".py")) and rel.count("/") == 1:
             name = rel[4:].rsplit(".", 1)[0]
-            if name != "compat":
+            if name != "compat" and not name.endswith("_cpython"):  # CPython-only twins
                 mods.append("han" if name == "__init__" else "han." + name)
     if "app/config.mpy" in files or "app/config.py" in files:
         mods.append("app.config")
@@ -311,7 +312,7 @@ def check_modules(files):
 
 
 def deploy(board_name, port, settings_path=None, reset_config=False, do_build=True,
-           mpremote=None, verbose=False, config_only=False):
+           mpremote=None, verbose=False, config_only=False, build_dir=None):
     # config_only: for an image with the application frozen in (make firmware): copy only
     # board.json and the configuration, and remove app/ and han/ copies that would shadow
     # the frozen modules.
@@ -319,8 +320,8 @@ def deploy(board_name, port, settings_path=None, reset_config=False, do_build=Tr
     host = board.get("chip") == "host"
     settings = load_settings(settings_path)
     first_config(settings)  # refuse bad settings before touching the device
-    out = os.path.join(ROOT, "build", board_name)
-    if do_build:
+    out = build_dir or os.path.join(ROOT, "build", board_name)
+    if do_build and not build_dir:
         build.build(board_name, quiet=True)
     if not os.path.isdir(out):
         raise DeployError("nothing built in %s: run make build BOARD=%s" % (out, board_name))
@@ -426,6 +427,8 @@ def main(argv=None):
     ap.add_argument("--reset-config", action="store_true",
                     default=env("RESET_CONFIG", "") not in ("", "0"))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--build-dir", default=env("DEPLOY_DIR", ""),
+                    help="deploy this already built tree instead of building build/<board>")
     ap.add_argument("--config-only", action="store_true",
                     default=env("FROZEN", "") not in ("", "0"),
                     help="the device runs an image with the application frozen in")
@@ -437,7 +440,7 @@ def main(argv=None):
         return 2
     try:
         deploy(a.board, a.port, a.settings, a.reset_config, not a.no_build, verbose=a.verbose,
-               config_only=a.config_only)
+               config_only=a.config_only, build_dir=a.build_dir or None)
     except (DeployError, build.BuildError) as e:
         print("deploy: " + str(e), file=sys.stderr)
         return 1

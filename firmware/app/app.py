@@ -480,6 +480,8 @@ def build(board, data_dir, env, log, wdt=None):
     portal_mod = _portal_mod()
     net = board.make_net()
     cfg, problem = prepare_config(cfg_path, net, log)
+    if hasattr(net, "set_hostname"):  # before the station is activated
+        net.set_hostname(cfg.get("device_name") or device_id(net))
     announce_setup(cfg, net, log)
     log.info("config: %s", json.dumps(config_mod.redacted(cfg)))
     held = board.button_held()
@@ -537,6 +539,9 @@ def start():
     data_dir = board.data_dir
     while True:
         app = build(board, data_dir, env, log_mod, wdt)
+        if board.is_device:
+            gc.collect()  # collect early and often: less fragmentation (micropython.md 8)
+            gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
         soak = env("HAN_SOAK")
         if soak:
             from app import diag

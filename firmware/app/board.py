@@ -179,7 +179,9 @@ class MachineUart:
             except (ImportError, OSError, TypeError):
                 self.poller = None
         else:
-            self.u.init(**args)
+            # only the line settings: passing rxbuf/pins again would reinstall the driver
+            self.u.init(baudrate=baudrate, bits=bits, parity=parity, stop=stop,
+                        invert=args["invert"])
 
     def readinto(self, buf):
         return self.u.readinto(buf)  # None when empty (timeout=0)

@@ -484,8 +484,8 @@ class Publisher:
         mid = old[0] or rd.get_text(obis.METER_ID)
         mtype = old[1] or rd.get_text(obis.METER_TYPE)
         lid = old[2] or rd.get_text(obis.LIST_ID)
-        maker = old[3] or discovery.manufacturer(mid, mtype, lid,
-                                                 getattr(dec, "system_title", None))
+        title = dec.title if getattr(dec, "title_ok", False) else None  # ciphered frames
+        maker = old[3] or discovery.manufacturer(mid, mtype, lid, title)
         meter = (mid, mtype, lid, maker)
         if meter != old:
             self._meter = meter

@@ -13,21 +13,30 @@ def _entries(rd):
             yield obis.NAMES[i], i
 
 
-def texts(rd):
-    out = {}
+def text_items(rd):
+    # [(name, text)]: meter id, type, list id and the meter clock, in that order.
+    out = []
     for k in range(obis.NUM_TEXTS):
         v = rd.get_text(obis.TEXT_BASE + k)
         if v is not None:
-            out[obis.TEXT_NAMES[k]] = v
+            out.append((obis.TEXT_NAMES[k], v))
     t = rd.clock_iso()
     if t is not None:
-        out["meter_time"] = t
+        out.append(("meter_time", t))
     return out
 
 
+def number_items(rd):
+    # [(canonical name, exact decimal text)] in slot order, base units (W, var, Wh, V, A...).
+    return [(name, rd.decimal(i)) for name, i in _entries(rd)]
+
+
+def texts(rd):
+    return dict(text_items(rd))
+
+
 def numbers(rd):
-    # {canonical name: exact decimal text} in base units (W, var, Wh, varh, V, A, Hz).
-    return {name: rd.decimal(i) for name, i in _entries(rd)}
+    return dict(number_items(rd))
 
 
 def obis_items(rd):
@@ -75,8 +84,9 @@ def to_json(items):
 
 def state_items(rd):
     # The state message: texts, clock and every value the meter sent, canonical names.
-    items = [(k, v, False) for k, v in texts(rd).items()]
-    items.extend((k, v, True) for k, v in numbers(rd).items())
+    # Lists, not dicts: MicroPython's dicts do not keep insertion order, the message should.
+    items = [(k, v, False) for k, v in text_items(rd)]
+    items.extend((k, v, True) for k, v in number_items(rd))
     return items
 
 
