@@ -117,7 +117,7 @@ def latency(frames, n, port, tmp):
     os.makedirs(data)
     run_host.write_config(data, run_host.host_config("127.0.0.1:%d" % port))
     fw_dir = run_host.prepare_firmware()
-    env = run_host.firmware_env(data, "pty:" + path, 2, fw_dir=fw_dir)
+    env = run_host.firmware_env(data, "pty:" + path, 5, fw_dir=fw_dir)
     log = open(os.path.join(tmp, "fw.log"), "wb")
     fw = subprocess.Popen(run_host.firmware_cmd(run_host.heap_arg("code+96k", fw_dir), fw_dir),
                           env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -18,10 +18,9 @@ def frames(kind):
     return out
 
 
-def per_frame_us(fs, rounds):
-    dec = Decoder(Reading())
+def feed_all(dec, fs, rounds):
+    # Every frame, `rounds` times; returns the readings.
     n = 0
-    t0 = time.ticks_us()
     for _ in range(rounds):
         for f in fs:
             pos = 0
@@ -31,27 +30,24 @@ def per_frame_us(fs, rounds):
                     n += 1
                 elif pos >= len(f):
                     break
+    return n
+
+
+def per_frame_us(fs, rounds):
+    dec = Decoder(Reading())
+    t0 = time.ticks_us()
+    n = feed_all(dec, fs, rounds)
     dt = time.ticks_diff(time.ticks_us(), t0)
     return dt / max(1, n), n
 
 
 def alloc_per_frame(fs):
     dec = Decoder(Reading())
-    for f in fs:
-        dec.feed(f, 0, len(f))
+    feed_all(dec, fs, 1)
     gc.collect()
     gc.disable()
     a = gc.mem_alloc()
-    n = 0
-    for _ in range(5):
-        for f in fs:
-            pos = 0
-            while True:
-                pos = dec.feed(f, pos, len(f))
-                if dec.ready:
-                    n += 1
-                elif pos >= len(f):
-                    break
+    n = feed_all(dec, fs, 5)
     d = gc.mem_alloc() - a
     gc.enable()
     return d / max(1, n)

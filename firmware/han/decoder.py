@@ -299,11 +299,8 @@ class Decoder:
             self._count(TOO_LONG)
             self.asm_kind = _ASM_NONE
             return False
-        asm = self.asm
-        a = self.alen
-        for k in range(n):
-            asm[a + k] = buf[i + k]
-        self.alen = a + n
+        copy(self.asm, self.alen, buf, i, n)
+        self.alen += n
         return True
 
     # ---- M-Bus ----
@@ -539,8 +536,7 @@ class Decoder:
             if end - s > len(self.asm):
                 return TOO_LONG
             asm = self.asm
-            for k in range(end - s):
-                asm[k] = buf[s + k]
+            copy(asm, 0, buf, s, end - s)
             p -= s
             end -= s
             s = 0

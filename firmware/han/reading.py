@@ -80,14 +80,7 @@ class Reading:
                 self.dropped += 1
                 return -1
             self.npass += 1
-        o = 6 * i
-        ob = self.obis
-        ob[o] = a
-        ob[o + 1] = b
-        ob[o + 2] = c
-        ob[o + 3] = d
-        ob[o + 4] = e
-        ob[o + 5] = 255
+        _code(self.obis, 6 * i, a, b, c, d, e)
         self.unit[i] = unit
         return i
 
@@ -246,14 +239,7 @@ class Reading:
 
     def tag_obis(self, k, a, b, c, d, e):
         # The OBIS code of text k (0..NUM_TEXTS-1) or of the clock (NUM_TEXTS).
-        o = 6 * k
-        ob = self.text_obis
-        ob[o] = a
-        ob[o + 1] = b
-        ob[o + 2] = c
-        ob[o + 3] = d
-        ob[o + 4] = e
-        ob[o + 5] = 255
+        _code(self.text_obis, 6 * k, a, b, c, d, e)
 
     def set_pass_text(self, i, buf, pos, n):
         # A string value for passthrough entry i, kept in the bounded pool.
@@ -333,6 +319,16 @@ class Reading:
             off = abs(off)
             s += "%s%02d:%02d" % (sign, off // 60, off % 60)
         return s
+
+
+def _code(ob, o, a, b, c, d, e):
+    # An OBIS code A..E at ob[o]; F = 255 also marks the code as present.
+    ob[o] = a
+    ob[o + 1] = b
+    ob[o + 2] = c
+    ob[o + 3] = d
+    ob[o + 4] = e
+    ob[o + 5] = 255
 
 
 def decimal_text(m, exp):
